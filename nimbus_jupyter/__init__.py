@@ -1,0 +1,26 @@
+"""Nimbus for Jupyter: deploy a spaCy pipeline from a notebook to a secured endpoint.
+
+``%load_ext nimbus_jupyter`` registers the magics. The Python API is ``deploy``, ``list_deployments``,
+``get_deployment`` and ``destroy``. Imports are lazy so that the runtime's worker processes, which
+import this package, do not pay for IPython or widgets.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+__all__ = ["deploy", "list_deployments", "get_deployment", "destroy", "load_ipython_extension"]
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    from .magics import NimbusMagics
+
+    ipython.register_magics(NimbusMagics)
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("deploy", "list_deployments", "get_deployment", "destroy"):
+        from . import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'nimbus_jupyter' has no attribute {name!r}")

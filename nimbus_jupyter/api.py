@@ -1,0 +1,176 @@
+"""The Python API: ``deploy``, ``list_deployments``, ``get_deployment``, ``destroy``.
+
+This is the orchestration the magics and the sidebar share: serialize, plan, apply, smoke test,
+parity check. Targets know how; this module knows in which order.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from filelock import Timeout
+
+from .bundle import build_bundle, require_pipeline
+from .deployment import Deployment
+from .errors import DeploymentNotFound, DeployFailed, UserInputError
+from .parity import ParityReport, check_parity
+from .plan import Plan
+from .progress import Listener, Progress
+from .registry import Registry
+from .targets import get_target
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+
+
+@dataclass
+class DeployResult:
+    """Everything a view shows after a deploy."""
+
+    deployment: Deployment
+    unchanged: bool
+    samples: List[str]
+    results: List[Dict[str, Any]]
+    fields: List[str]
+    parity: Optional[ParityReport]
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", str(name).lower()).strip("-")[:40] or "my-pipeline"
+        if not suggestion[0].isalpha():
+            suggestion = "p-" + suggestion[:38]
+        raise UserInputError(
+            f"{name!r} is not a valid deployment name",
+            f"use lowercase letters, digits and hyphens, starting with a letter, at most 40 characters (e.g. {suggestion!r})",
+        )
+    return name
+
+
+def default_samples(nlp: Any) -> List[str]:
+    """spaCy's own example sentences for the pipeline's language, when the user gives none."""
+    import importlib
+
+    try:
+        sentences = importlib.import_module(f"spacy.lang.{nlp.lang}.examples").sentences
+        return list(sentences[:3])
+    except (ImportError, AttributeError):
+        return ["This is a sample text."]
+
+
+def deploy(
+    nlp: Any,
+    name: str,
+    target: str = "local",
+    *,
+    samples: Optional[Sequence[str]] = None,
+    workers: Optional[int] = None,
+    dry_run: bool = False,
+    force: bool = False,
+    namespace: Optional[Dict[str, Any]] = None,
+    listeners: Sequence[Listener] = (),
+    registry: Optional[Registry] = None,
+) -> Union[DeployResult, Plan]:
+    """Deploy ``nlp`` as ``name``; returns the plan alone with ``dry_run``."""
+    require_pipeline(nlp, "the pipeline")
+    check_name(name)
+    if workers is not None and (not isinstance(workers, int) or workers < 1):
+        raise UserInputError(f"workers must be a whole number of at least 1, not {workers!r}", "e.g. workers=2")
+    sample_texts = _check_samples(samples) if samples is not None else default_samples(nlp)
+    registry = registry or Registry()
+    tgt = get_target(target, registry=registry, workers=workers)
+    progress = Progress(tgt.stages, listeners)
+    lock = registry.lock_for(name)
+    try:
+        lock.acquire(timeout=1)
+    except Timeout:
+        raise UserInputError(f"another deploy or destroy of {name!r} is running (maybe in another kernel)",
+                             "wait for it to finish, then run this again")
+    staging = registry.home / "staging" / uuid.uuid4().hex
+    try:
+        staging.parent.mkdir(exist_ok=True, mode=0o700)
+        with progress.stage("serialize") as stage:
+            bundle = build_bundle(nlp, staging, name, namespace)
+            stage.detail = f"{bundle.size_bytes / 1e6:.1f} MB, hash {bundle.hash[:12]}"
+        plan = tgt.plan(name, bundle, registry.get(name), force=force)
+        if dry_run:
+            for stage_name in tgt.stages[1:]:
+                progress.skip(stage_name, "dry run")
+            return plan
+        if plan.noop:
+            for stage_name in tgt.stages[1:-1]:
+                progress.skip(stage_name, "unchanged")
+            progress.message(f"{name!r} already serves this pipeline (v{plan.version}, hash {bundle.hash[:12]}): nothing to do")
+            record = registry.get(name)
+        else:
+            record = tgt.apply(plan, progress)
+            registry.put(record)
+        deployment = Deployment.from_record(record)
+        with progress.stage("smoke test") as stage:
+            answer = deployment.client().predict(sample_texts)
+            if str(answer.get("version")) != str(plan.version):
+                raise DeployFailed(f"the endpoint serves version {answer.get('version')}, expected {plan.version}",
+                                   "deploy again; if it persists, destroy and deploy", where="smoke test")
+            stage.detail = f"{len(sample_texts)} sample(s) answered"
+        parity = check_parity(nlp, sample_texts, answer["results"], answer["fields"])
+        return DeployResult(deployment, plan.noop, sample_texts, answer["results"], answer["fields"], parity)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        lock.release()
+
+
+def _check_samples(samples: Any) -> List[str]:
+    if isinstance(samples, str):
+        samples = [samples]
+    try:
+        texts = list(samples)
+    except TypeError:
+        raise UserInputError(f"samples must be a list of strings, not {type(samples).__name__}", 'e.g. samples=["great product"]')
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if not texts or bad:
+        raise UserInputError("samples must be a non-empty list of non-empty strings"
+                             + (f" (item {bad[0]} is {texts[bad[0]]!r})" if bad else ""),
+                             'e.g. --samples "great product" "arrived broken"')
+    return texts[:20]
+
+
+def _live(record: Dict[str, Any], registry: Registry) -> Deployment:
+    status, detail = get_target(record["target"], registry=registry).live_status(record)
+    return Deployment.from_record(record, status, detail)
+
+
+def list_deployments(registry: Optional[Registry] = None) -> List[Deployment]:
+    """Every deployment in the registry, with its live status (probed, never assumed)."""
+    registry = registry or Registry()
+    return [_live(record, registry) for record in registry.all()]
+
+
+def get_deployment(name: str, registry: Optional[Registry] = None) -> Deployment:
+    registry = registry or Registry()
+    record = registry.get(name)
+    if record is None:
+        known = ", ".join(r["name"] for r in registry.all()) or "none yet"
+        raise DeploymentNotFound(f"no deployment named {name!r} (deployments: {known})",
+                                 "check the name with %nimbus_list, or deploy it with %nimbus_deploy")
+    return _live(record, registry)
+
+
+def destroy(name: str, registry: Optional[Registry] = None) -> str:
+    """Stop ``name``'s endpoint and remove everything it made; returns what was done."""
+    registry = registry or Registry()
+    record = registry.get(name)
+    if record is None:
+        get_deployment(name, registry)  # raises the not-found error with the known names
+    lock = registry.lock_for(name)
+    try:
+        lock.acquire(timeout=5)
+    except Timeout:
+        raise UserInputError(f"a deploy of {name!r} is running", "wait for it to finish, then destroy")
+    try:
+        done = get_target(record["target"], registry=registry).destroy(record)
+        registry.remove(name)
+    finally:
+        lock.release()
+    return f"destroyed {name!r}: {done}"

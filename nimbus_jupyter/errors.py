@@ -1,0 +1,40 @@
+"""Errors a user can act on: each says where it happened, what went wrong, and what to do."""
+from __future__ import annotations
+
+
+class NimbusError(Exception):
+    """Base error. ``str()`` reads as one sentence of what and one of what to do."""
+
+    def __init__(self, what: str, todo: str = "", where: str = "") -> None:
+        self.what = what
+        self.todo = todo
+        self.where = where
+        super().__init__(self._text())
+
+    def _render_traceback_(self) -> list:
+        """IPython shows this instead of a traceback: the message is the useful part."""
+        return [f"{type(self).__name__}: {self}"]
+
+    def _text(self) -> str:
+        head = f"{self.where}: {self.what}" if self.where else self.what
+        return f"{head}\n  -> {self.todo}" if self.todo else head
+
+
+class UserInputError(NimbusError):
+    """The caller gave something wrong (a name, a value, an object); magics show it as UsageError."""
+
+
+class CodeCaptureError(UserInputError):
+    """A component's code lives in the notebook and cannot be shipped with the pipeline."""
+
+
+class DeploymentNotFound(UserInputError):
+    """No deployment of that name in the registry."""
+
+
+class DeployFailed(NimbusError):
+    """A deploy could not finish; nothing it started was left running."""
+
+
+class EndpointError(NimbusError):
+    """An endpoint answered with an error, or did not answer."""

@@ -1,0 +1,133 @@
+"""IPython magics: thin. Parse arguments, call the API, put results in the user namespace.
+
+User mistakes raise ``UsageError`` with what was wrong and what to do.
+"""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+
+from . import api
+from .bundle import require_pipeline
+from .errors import UserInputError
+from .plan import Plan
+from .targets import TARGETS, stages_of
+from .ui.deploy_view import make_view
+
+
+def _usage(exc: UserInputError) -> UsageError:
+    return UsageError(str(exc))
+
+
+@magics_class
+class NimbusMagics(Magics):
+    @line_magic
+    @magic_arguments()
+    @argument("pipeline", help="the notebook variable holding the spaCy pipeline (a Language object), e.g. nlp")
+    @argument("--name", help="deployment name: lowercase letters, digits, hyphens (default: the variable name)")
+    @argument("--target", default="local", help=f"where to deploy: {', '.join(TARGETS)} (default: local)")
+    @argument("--samples", nargs="+", metavar="TEXT", help="sample texts for the smoke test and the parity check")
+    @argument("--samples-from", metavar="VAR", help="a notebook variable (list or Series of strings) to take samples from")
+    @argument("--workers", type=int, help="worker processes on the local target (default: the machine's cores)")
+    @argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    @argument("--force", action="store_true", help="replace a deployment of the same name that serves another pipeline")
+    def nimbus_deploy(self, line: str) -> Any:
+        """Deploy a spaCy pipeline from this notebook and return the ``Deployment``.
+
+        Example: ``d = %nimbus_deploy nlp --name reviews --samples "great phone" "broke in a week"``
+        """
+        args = parse_argstring(self.nimbus_deploy, line)
+        nlp = self._variable(args.pipeline, "pipeline")
+        name = args.name or args.pipeline.replace("_", "-").lower()
+        samples = self._samples(args)
+        try:
+            require_pipeline(nlp, f"the variable {args.pipeline!r}")
+            api.check_name(name)
+            stages = stages_of(args.target)
+        except UserInputError as exc:
+            raise _usage(exc)
+        view = make_view(name, args.target, stages, self.shell)
+        try:
+            outcome = api.deploy(nlp, name, args.target, samples=samples, workers=args.workers,
+                                 dry_run=args.dry_run, force=args.force, namespace=self.shell.user_ns,
+                                 listeners=[view])
+        except UserInputError as exc:
+            view.fail(exc)
+            raise _usage(exc)
+        except Exception as exc:
+            view.fail(exc)
+            raise
+        if isinstance(outcome, Plan):
+            view.show_plan(outcome)
+            return None
+        view.finish(outcome)
+        return outcome.deployment
+
+    @line_magic
+    def nimbus_list(self, line: str = "") -> Any:
+        """Every deployment (name, target, status, URL, components, version, created) as a DataFrame."""
+        import pandas as pd
+
+        from .ui.render import deployments_rows
+
+        if line.strip():
+            raise UsageError("%nimbus_list takes no arguments")
+        rows = deployments_rows(api.list_deployments())
+        columns = ["name", "target", "status", "url", "components", "version", "created", "detail"]
+        return pd.DataFrame(rows, columns=columns)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    def nimbus_status(self, line: str) -> Any:
+        """The deployment's live status (probed now) and where it serves."""
+        args = parse_argstring(self.nimbus_status, line)
+        try:
+            deployment = api.get_deployment(args.name)
+        except UserInputError as exc:
+            raise _usage(exc)
+        print(f"{deployment.name}: {deployment.status} on {deployment.target}, version {deployment.version}, "
+              f"{deployment.url}" + (f"\n  {deployment.detail}" if deployment.detail else ""))
+        return deployment
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    def nimbus_destroy(self, line: str) -> None:
+        """Stop the deployment's endpoint and remove everything it made."""
+        args = parse_argstring(self.nimbus_destroy, line)
+        try:
+            print(api.destroy(args.name))
+        except UserInputError as exc:
+            raise _usage(exc)
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _variable(self, name: str, what: str) -> Any:
+        if not name.isidentifier():
+            raise UsageError(f"{name!r} is not a variable name; give the name of the notebook variable holding the {what}")
+        if name not in self.shell.user_ns:
+            raise UsageError(f"there is no variable {name!r} in this notebook; create it first, e.g. {name} = spacy.load(...)")
+        return self.shell.user_ns[name]
+
+    def _samples(self, args: Any) -> Optional[List[str]]:
+        if args.samples and args.samples_from:
+            raise UsageError("give either --samples or --samples-from, not both")
+        if args.samples_from:
+            value = self._variable(args.samples_from, "samples")
+            if isinstance(value, str) or not hasattr(value, "__iter__"):
+                raise UsageError(f"--samples-from {args.samples_from}: expected a list or Series of strings, got {type(value).__name__}")
+            values = list(value)[:5]
+            if not values or not all(isinstance(v, str) and v.strip() for v in values):
+                raise UsageError(f"--samples-from {args.samples_from}: the first items must be non-empty strings")
+            return values
+        return [_unquote(s) for s in args.samples] if args.samples else None
+
+
+def _unquote(text: str) -> str:
+    """IPython's argument splitter keeps the quotes around a quoted argument; drop them."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text

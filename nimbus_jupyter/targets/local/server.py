@@ -1,0 +1,206 @@
+"""The detached local server: API Gateway's part (HTTP, API key, size limit, throttling) in front of
+worker processes that run the Lambda handler.
+
+Run as ``python -m nimbus_jupyter.targets.local.server DEPLOYMENT_DIR``. It outlives the kernel that
+started it. SIGHUP switches to the version named in ``server.json`` without dropping a request:
+the new workers load first, new requests go to them, and the old workers finish what they hold.
+Its state goes to ``status.json`` for the kernel side to read.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import hmac
+import os
+import signal
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ...runtime.limits import MAX_PAYLOAD_BYTES
+from ...runtime.loader import read_manifest
+from .files import DeploymentFiles, read_json, write_json_atomic
+from .pool import Pool, Saturated, WorkerDied, WorkerLoadError, worker_env
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+class LocalServer:
+    def __init__(self, files: DeploymentFiles) -> None:
+        self.files = files
+        self.instance = uuid.uuid4().hex
+        self.config: Dict[str, Any] = {}
+        self.key = files.read_key().encode()
+        self.pool: Optional[Pool] = None
+        self.manifest: Dict[str, Any] = {}
+        self.port = 0
+        self.started = time.time()
+        self.reload_error: Optional[Dict[str, Any]] = None
+        self._reloading = asyncio.Lock()
+
+    # -- lifecycle -------------------------------------------------------------------------------
+    async def startup(self) -> None:
+        self.config = read_json(self.files.server_config) or {}
+        try:
+            self.pool, self.manifest = await self._new_pool(self.config)
+        except WorkerLoadError as exc:
+            self._write_status("failed", error=str(exc))
+            raise SystemExit(1)
+        self._write_status("ready")
+        asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+
+    async def shutdown(self) -> None:
+        if self.pool:
+            await self.pool.drain(timeout=10)
+        self._write_status("stopped")
+
+    async def reload(self) -> None:
+        """Switch to the version in server.json; on failure keep serving the current one."""
+        async with self._reloading:
+            config = read_json(self.files.server_config) or {}
+            if config.get("version") == self.config.get("version"):
+                return
+            try:
+                pool, manifest = await self._new_pool(config)
+            except WorkerLoadError as exc:
+                self.reload_error = {"version": config.get("version"), "error": str(exc)}
+                self._write_status("ready")
+                return
+            old, self.pool, self.manifest, self.config = self.pool, pool, manifest, config
+            self.reload_error = None
+            self._write_status("ready")
+            if old:
+                await old.drain()
+
+    async def _new_pool(self, config: Dict[str, Any]) -> tuple:
+        bundle_dir = Path(config["bundle_dir"])
+        pool = Pool(bundle_dir, int(config.get("workers", 1)), int(config.get("max_queue", 0)),
+                    worker_env(config["name"], str(config["version"])))
+        await pool.start()
+        return pool, read_manifest(bundle_dir)
+
+    def _write_status(self, state: str, error: Optional[str] = None) -> None:
+        write_json_atomic(self.files.status, {
+            "state": state, "pid": os.getpid(), "port": self.port, "instance": self.instance,
+            "version": self.config.get("version"), "error": error, "reload_error": self.reload_error,
+            "workers": self.pool.worker_pids() if self.pool else [], "updated": time.time(),
+        })
+
+    # -- requests --------------------------------------------------------------------------------
+    def health(self) -> Dict[str, Any]:
+        pool = self.pool
+        return {
+            "status": "ok", "name": self.config.get("name"), "version": str(self.config.get("version")),
+            "instance": self.instance, "lang": self.manifest.get("lang"),
+            "components": self.manifest.get("components"), "hash": self.manifest.get("hash"),
+            "workers": {"size": pool.size if pool else 0, "busy": pool.busy if pool else 0,
+                        "queued": pool.queued if pool else 0, "replaced": pool.replaced if pool else 0},
+            "uptime_seconds": round(time.time() - self.started, 1),
+        }
+
+    async def handle(self, request: Request) -> Response:
+        path = request.url.path
+        if path == "/health" and request.method == "GET":
+            return JSONResponse(self.health())
+        provided = request.headers.get("x-api-key", "").encode()
+        if not hmac.compare_digest(provided, self.key):
+            return _error(401, "unauthorized", "missing or wrong API key; send it in the x-api-key header")
+        declared = request.headers.get("content-length")
+        if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
+            return _too_large(int(declared))
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > MAX_PAYLOAD_BYTES:
+                return _too_large(len(body))
+        event = self._event(request, bytes(body))
+        pool = self.pool
+        if pool is None:
+            return _error(503, "starting", "the endpoint is starting; retry in a moment", {"Retry-After": "1"})
+        try:
+            result = await pool.submit(event)
+        except Saturated:
+            return _error(429, "throttled", "every worker is busy; retry with backoff", {"Retry-After": "1"})
+        except WorkerDied:
+            return _error(502, "worker_died", "the worker running this request died and is being replaced; retry",
+                          {"Retry-After": "1"})
+        payload = result.get("body") or ""
+        content = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8", "surrogatepass")
+        return Response(content, status_code=int(result.get("statusCode", 200)), headers=result.get("headers") or {})
+
+    def _event(self, request: Request, body: bytes) -> Dict[str, Any]:
+        """The API Gateway REST proxy event for this request (the key stays out of it)."""
+        try:
+            text: Optional[str] = body.decode("utf-8")
+            encoded = False
+        except UnicodeDecodeError:
+            text, encoded = base64.b64encode(body).decode("ascii"), True
+        headers = {k: v for k, v in request.headers.items() if k != "x-api-key"}
+        query = dict(request.query_params) or None
+        path = request.url.path
+        return {
+            "resource": path, "path": path, "httpMethod": request.method, "headers": headers,
+            "multiValueHeaders": {k: [v] for k, v in headers.items()},
+            "queryStringParameters": query, "pathParameters": None, "stageVariables": None,
+            "requestContext": {
+                "requestId": uuid.uuid4().hex, "stage": "local", "path": path, "httpMethod": request.method,
+                "requestTimeEpoch": int(time.time() * 1000),
+                "identity": {"sourceIp": request.client.host if request.client else "127.0.0.1"},
+            },
+            "body": text if body else None, "isBase64Encoded": encoded,
+        }
+
+
+def _error(status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+def _too_large(size: int) -> JSONResponse:
+    return _error(413, "payload_too_large",
+                  f"the request body is {size:,} bytes or more, over the {MAX_PAYLOAD_BYTES:,}-byte limit of a "
+                  "Lambda invocation; send fewer or shorter texts per request")
+
+
+def _listen(port: int) -> socket.socket:
+    """Bind 127.0.0.1 only, on the port used before if it is free (URLs stay stable), else any."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError:
+        sock.bind(("127.0.0.1", 0))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def main(deployment_dir: str) -> int:
+    files = DeploymentFiles(Path(deployment_dir))
+    config = read_json(files.server_config) or {}
+    server = LocalServer(files)
+    sock = _listen(int(config.get("port") or 0))
+    server.port = sock.getsockname()[1]
+
+    async def lifespan(app: Starlette):  # type: ignore[no-untyped-def]
+        await server.startup()
+        yield
+        await server.shutdown()
+
+    app = Starlette(routes=[Route("/{path:path}", server.handle, methods=_METHODS)], lifespan=lifespan)
+    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
+                                       timeout_keep_alive=30, server_header=False))
+    asyncio.run(uv.serve(sockets=[sock]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

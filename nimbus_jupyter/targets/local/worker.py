@@ -1,0 +1,41 @@
+"""A local worker: like one Lambda execution environment, it loads the bundle once, then answers
+events from the server one at a time with the very handler that runs on Lambda.
+
+Run as ``python -m nimbus_jupyter.targets.local.worker BUNDLE_DIR``; frames come on stdin and go
+out on the original stdout, while anything the pipeline prints goes to stderr (the server's log).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+
+
+def main(bundle_dir: str) -> int:
+    from .framing import encode, read_frame
+
+    out = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # print() in user components must not corrupt the frame stream
+    sys.stdout = sys.stderr
+    inp = os.fdopen(os.dup(0), "rb")
+    try:
+        from nimbus_jupyter.runtime import handler
+
+        loaded = handler.load(bundle_dir)
+    except BaseException as exc:  # report why the bundle did not load, then stop
+        out.write(encode({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}))
+        out.flush()
+        return 1
+    out.write(encode({"ready": True, "load_seconds": loaded.load_seconds, "pid": os.getpid()}))
+    out.flush()
+    while True:
+        try:
+            event = read_frame(inp)
+        except EOFError:
+            return 0  # the server closed our stdin: it is stopping or it died
+        out.write(encode(handler.handler(event, None)))
+        out.flush()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))

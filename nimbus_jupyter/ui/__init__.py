@@ -1,0 +1,1 @@
+"""Views: render deploy progress and results; no logic of their own."""

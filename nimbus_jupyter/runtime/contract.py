@@ -34,11 +34,13 @@ class PredictRequest:
 
 def header(event: Dict[str, Any], name: str) -> Optional[str]:
     """A request header by case-insensitive name (API Gateway keeps the client's spelling)."""
-    headers = event.get("headers") or {}
+    headers = event.get("headers")
+    if not isinstance(headers, dict):
+        return None
     wanted = name.lower()
     for key, value in headers.items():
         if isinstance(key, str) and key.lower() == wanted:
-            return value
+            return value if isinstance(value, str) else None
     return None
 
 
@@ -102,6 +104,11 @@ def parse_predict(event: Dict[str, Any], allowed_fields: Sequence[str], default_
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ApiError(400, "bad_text", f"texts[{i}] is {_json_type(text)}; every item of 'texts' must be a string")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ApiError(400, "bad_text", f"texts[{i}] has a lone surrogate (U+{ord(text[exc.start]):04X}) at "
+                                            f"character {exc.start}, which is not valid Unicode text; send valid UTF-8")
     fields = _parse_fields(payload.get("fields"), allowed_fields, default_fields)
     return PredictRequest(texts=texts, fields=fields)
 

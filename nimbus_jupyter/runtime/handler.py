@@ -65,6 +65,8 @@ def _route(event: Dict[str, Any]) -> Dict[str, Any]:
         raise ApiError(400, "bad_event", "the event is not an API Gateway proxy event")
     path = event.get("path") or event.get("resource") or "/"
     method = str(event.get("httpMethod") or "GET").upper()
+    if not isinstance(path, str):
+        raise ApiError(400, "bad_event", "the event's path is not a string")
     if path not in _ROUTES:
         raise ApiError(404, "not_found", f"no route {path!r}; the routes are {sorted(_ROUTES)}")
     if method != _ROUTES[path]:

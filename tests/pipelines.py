@@ -1,0 +1,97 @@
+"""Small, real spaCy pipelines the tests build and train themselves (no downloads here)."""
+from __future__ import annotations
+
+import random
+import time
+from typing import List
+
+import spacy
+from spacy.language import Language
+from spacy.training import Example
+
+POSITIVE = ["great product, works perfectly", "love it, would buy again", "excellent value and fast delivery",
+            "very happy with this phone", "solid build and great battery"]
+NEGATIVE = ["arrived broken, avoid", "terrible, stopped working", "waste of money and slow",
+            "very disappointed with the laptop", "cheap and flimsy, returning it"]
+
+
+def textcat_pipeline(epochs: int = 5, seed: int = 0) -> Language:
+    """blank English + a bag-of-words textcat (POS/NEG) + an entity_ruler: cats and ents, fast to train."""
+    nlp = spacy.blank("en")
+    textcat = nlp.add_pipe("textcat", config={"model": {"@architectures": "spacy.TextCatBOW.v3", "exclusive_classes": True,
+                                                        "ngram_size": 1, "no_output_layer": False}})
+    ruler = nlp.add_pipe("entity_ruler")
+    for label in ("POS", "NEG"):
+        textcat.add_label(label)
+    examples = [Example.from_dict(nlp.make_doc(t), {"cats": {"POS": 1.0, "NEG": 0.0}}) for t in POSITIVE]
+    examples += [Example.from_dict(nlp.make_doc(t), {"cats": {"POS": 0.0, "NEG": 1.0}}) for t in NEGATIVE]
+    optimizer = nlp.initialize(lambda: examples)
+    ruler.add_patterns([{"label": "PRODUCT", "pattern": [{"LOWER": w}]} for w in ("phone", "laptop")])  # initialize clears them
+    rng = random.Random(seed)
+    for _ in range(epochs):
+        rng.shuffle(examples)
+        nlp.update(examples, sgd=optimizer)
+    return nlp
+
+
+_TAGGED = [
+    ("Apple is buying a startup in London .", ["NNP", "VBZ", "VBG", "DT", "NN", "IN", "NNP", "."],
+     [2, 2, 2, 4, 2, 4, 5, 2], ["nsubj", "aux", "ROOT", "det", "dobj", "prep", "pobj", "punct"], [(0, 5, "ORG"), (29, 35, "GPE")]),
+    ("Sara flew to Paris on Monday .", ["NNP", "VBD", "IN", "NNP", "IN", "NNP", "."],
+     [1, 1, 1, 2, 1, 4, 1], ["nsubj", "ROOT", "prep", "pobj", "prep", "pobj", "punct"], [(0, 4, "PERSON"), (13, 18, "GPE"), (22, 28, "DATE")]),
+]
+
+
+def _examples(nlp: Language) -> List[Example]:
+    out = []
+    for text, tags, heads, deps, ents in _TAGGED:
+        doc = nlp.make_doc(text)
+        out.append(Example.from_dict(doc, {"tags": tags, "heads": heads, "deps": deps, "entities": ents}))
+    return out
+
+
+def core_pipeline(ner_own_tok2vec: bool = False) -> Language:
+    """en_core_web_sm's architecture: tok2vec + tagger + parser (listening) + ner, initialised on a few examples.
+
+    With ``ner_own_tok2vec`` the ner gets its own embedding layer (as in en_core_web_sm); otherwise it
+    listens to the shared tok2vec too.
+    """
+    from spacy.cli.init_config import init_config
+
+    config = init_config(lang="en", pipeline=["tagger", "parser", "ner"], optimize="efficiency")
+    config["components"]["parser"]["min_action_freq"] = 1  # keep every label of the tiny training set
+    if ner_own_tok2vec:
+        config["components"]["ner"]["model"]["tok2vec"] = {
+            "@architectures": "spacy.Tok2Vec.v2",
+            "embed": {"@architectures": "spacy.MultiHashEmbed.v2", "width": 64, "attrs": ["NORM", "PREFIX", "SUFFIX", "SHAPE"],
+                      "rows": [2000, 1000, 1000, 1000], "include_static_vectors": False},
+            "encode": {"@architectures": "spacy.MaxoutWindowEncoder.v2", "width": 64, "depth": 2, "window_size": 1, "maxout_pieces": 3},
+        }
+    nlp = spacy.util.load_model_from_config(config, auto_fill=True, validate=True)
+    optimizer = nlp.initialize(lambda: _examples(nlp))
+    for _ in range(3):
+        nlp.update(_examples(nlp), sgd=optimizer)  # fresh Docs: predicted ones keep the parser's sentence starts
+    return nlp
+
+
+@Language.factory("nimbus_test_sleep", default_config={"seconds": 0.2}, assigns=["doc.cats"])
+def make_sleeper(nlp: Language, name: str, seconds: float) -> "Sleeper":
+    return Sleeper(seconds)
+
+
+class Sleeper:
+    """Holds every request for a while, so tests can fill the workers and see 429s and version switches."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+
+    def __call__(self, doc):  # type: ignore[no-untyped-def]
+        time.sleep(self.seconds)
+        doc.cats["SLEPT"] = 1.0
+        return doc
+
+
+def sleepy_pipeline(seconds: float = 0.2) -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_sleep", config={"seconds": seconds})
+    return nlp

@@ -95,3 +95,19 @@ def sleepy_pipeline(seconds: float = 0.2) -> Language:
     nlp = spacy.blank("en")
     nlp.add_pipe("nimbus_test_sleep", config={"seconds": seconds})
     return nlp
+
+
+@Language.factory("nimbus_test_fails_in_worker", assigns=["doc.cats"])
+def make_failing(nlp: Language, name: str) -> "Sleeper":
+    """Loads in the kernel, fails in a deployed worker: for tests of failed deploys."""
+    import os
+
+    if os.environ.get("NIMBUS_DEPLOYMENT"):
+        raise RuntimeError("this component refuses to load in a worker")
+    return Sleeper(0.0)
+
+
+def failing_pipeline() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_fails_in_worker")
+    return nlp

@@ -72,6 +72,11 @@ class WidgetDeployView:
         self._render_stages()
         self.handle = display(self._bundle(f"Deploying {name!r} to {target}..."), raw=True, display_id=True)
 
+    def _update(self, text: str) -> None:
+        """Refresh the plain-text twin of the widget, which nbconvert and saved notebooks show."""
+        if self.handle is not None:
+            self.handle.update(self._bundle(text), raw=True)
+
     def _bundle(self, text: str) -> Dict[str, Any]:
         return {
             "application/vnd.jupyter.widget-view+json": {"version_major": 2, "version_minor": 0, "model_id": self.box.model_id},
@@ -122,16 +127,16 @@ class WidgetDeployView:
         if result.parity is not None:
             children.append(w.HTML(parity_html(result.parity)))
         self.result.children = children
-        self.handle.update(self._bundle(result_text(result)), raw=True)
+        self._update(result_text(result))
 
     def fail(self, error: BaseException) -> None:
         self.bar.bar_style = "danger"
         self.result.children = [self._w.HTML(f"<pre style='color:var(--jp-error-color1, #c00)'>{html.escape(str(error))}</pre>")]
-        self.handle.update(self._bundle(f"Deploy of {self.name!r} failed: {error}"), raw=True)
+        self._update(f"Deploy of {self.name!r} failed: {error}")
 
     def show_plan(self, plan: Any) -> None:
         self.result.children = [self._w.HTML(f"<pre>{html.escape(plan.text())}</pre>")]
-        self.handle.update(self._bundle(plan.text()), raw=True)
+        self._update(plan.text())
 
 
 def make_view(name: str, target: str, stages: Sequence[str], shell: Optional[Any] = None) -> Any:

@@ -80,7 +80,7 @@ class LocalTarget:
             raise UserInputError(
                 f"the name {name!r} is taken by another pipeline ({theirs[0]}: {', '.join(theirs[1]) or 'no components'}); "
                 f"this one is {mine[0]}: {', '.join(mine[1]) or 'no components'}",
-                f"choose another --name, or add --force to replace {name!r} with this pipeline",
+                f"choose another --name, or add --force (force=True in Python) to replace {name!r} with this pipeline",
             )
 
     # -- apply ---------------------------------------------------------------------------------------

@@ -1,0 +1,24 @@
+"""The README's main job: the quickstart notebook runs headless, end to end, on the local target."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_quickstart_notebook_runs_and_shows_endpoint_samples_and_parity(tmp_path):
+    env = dict(os.environ, NIMBUS_HOME=str(tmp_path))
+    out = subprocess.run([sys.executable, str(ROOT / "example_notebooks" / "run.py"), str(ROOT / "example_notebooks" / "quickstart.ipynb")],
+                         capture_output=True, text=True, timeout=600, env=env, cwd=ROOT)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    text = out.stdout
+    assert "quickstart: ready on local, version 1" in text
+    assert "endpoint: http://127.0.0.1:" in text
+    assert "ents: " in text and "/BRAND" in text and "cats: " in text
+    assert "parity: OK, 3 sample(s) identical" in text
+    assert "'label': 'BRAND'" in text  # the plain HTTP call from the notebook
+    assert "destroyed 'quickstart'" in text
+    assert not (tmp_path / "deployments" / "quickstart").exists()

@@ -24,4 +24,7 @@ def get_target(name: str, **options: Any) -> Any:
 
         options.setdefault("registry", Registry())
         return LocalTarget(**options)
+    if name == "aws":
+        raise UserInputError("the 'aws' target is not in this version of nimbus-jupyter yet",
+                             "use --target local (the default) for now")
     raise UserInputError(f"unknown target {name!r}", f"use one of: {', '.join(TARGETS)}")

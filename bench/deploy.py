@@ -90,7 +90,7 @@ def main() -> int:
     samples = review_texts(3, seed=1)
     stages: Dict[str, float] = {}
     listener = lambda e: stages.__setitem__(e.stage, e.seconds) if getattr(e, "seconds", None) is not None else None  # noqa: E731
-    deploy = lambda: nj.deploy(nlp, NAME, samples=samples, listeners=[listener])  # noqa: E731
+    deploy = lambda: nj.deploy(nlp, NAME, samples=samples, listeners=[listener], show=False)  # noqa: E731
     rows: List[Tuple[str, str, str, str]] = []
     notes: List[str] = []
     try:
@@ -110,10 +110,10 @@ def main() -> int:
             seconds, result = timed(deploy)
             again.append(seconds)
             if not result.unchanged:
-                notes.append(f"unchanged redeploy {i + 1} was NOT recognised as unchanged (version {result.deployment.version})")
+                notes.append(f"unchanged redeploy {i + 1} was NOT recognised as unchanged (version {result.version})")
         rows.append(("unchanged redeploy", f"{statistics.median(again):.3f} s", "<= 0.5 s", f"{statistics.median(again) / 0.5:.2f}x"))
 
-        dep = result.deployment
+        dep = result
         session = requests.Session()
         session.headers.update({"x-api-key": dep.api_key})
         fields = session.post(f"{dep.url}/predict", json={"texts": ["warm"]}, timeout=30).json()["fields"]
@@ -147,8 +147,8 @@ def main() -> int:
         nlp.update(examples, sgd=optimizer)
         seconds, result = timed(deploy)
         rows.append(("changed-pipeline redeploy", f"{seconds:.2f} s", "", ""))
-        if result.unchanged or result.deployment.version != dep.version + 1:
-            notes.append(f"changed redeploy: unchanged={result.unchanged}, version {dep.version} -> {result.deployment.version}")
+        if result.unchanged or result.version != dep.version + 1:
+            notes.append(f"changed redeploy: unchanged={result.unchanged}, version {dep.version} -> {result.version}")
     finally:
         try:
             print(nj.destroy(NAME))

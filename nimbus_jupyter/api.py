@@ -20,7 +20,7 @@ from .parity import ParityReport, check_parity
 from .plan import Plan
 from .progress import Listener, Progress
 from .registry import Registry
-from .targets import get_target
+from .targets import get_target, stages_of
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -69,11 +69,67 @@ def deploy(
     workers: Optional[int] = None,
     dry_run: bool = False,
     force: bool = False,
+    show: bool = True,
+    namespace: Optional[Dict[str, Any]] = None,
+    listeners: Sequence[Listener] = (),
+    shell: Any = None,
+) -> Union[Deployment, Plan]:
+    """Deploy ``nlp`` as ``name`` and return the ``Deployment`` (or, with ``dry_run``, the ``Plan``).
+
+    With ``show`` the progress and the result are displayed: a widget in a notebook, text elsewhere.
+    The returned deployment also carries ``unchanged``, ``samples``, ``sample_results`` and ``parity``.
+    """
+    from .ui.deploy_view import make_view
+
+    if shell is None:
+        shell = _current_shell()
+    require_pipeline(nlp, "the pipeline")
+    check_name(name)
+    view = make_view(name, target, stages_of(target), shell) if show else None
+    if namespace is None and shell is not None:
+        namespace = shell.user_ns
+    try:
+        outcome = run_deploy(nlp, name, target, samples=samples, workers=workers, dry_run=dry_run, force=force,
+                             namespace=namespace, listeners=[*listeners, *([view] if view else [])])
+    except BaseException as exc:
+        if view:
+            view.fail(exc)
+        raise
+    if isinstance(outcome, Plan):
+        if view:
+            view.show_plan(outcome)
+        return outcome
+    if view:
+        view.finish(outcome)
+    deployment = outcome.deployment
+    deployment.unchanged = outcome.unchanged
+    deployment.samples, deployment.sample_results, deployment.parity = outcome.samples, outcome.results, outcome.parity
+    return deployment
+
+
+def _current_shell() -> Any:
+    try:
+        from IPython import get_ipython
+
+        return get_ipython()
+    except ImportError:
+        return None
+
+
+def run_deploy(
+    nlp: Any,
+    name: str,
+    target: str = "local",
+    *,
+    samples: Optional[Sequence[str]] = None,
+    workers: Optional[int] = None,
+    dry_run: bool = False,
+    force: bool = False,
     namespace: Optional[Dict[str, Any]] = None,
     listeners: Sequence[Listener] = (),
     registry: Optional[Registry] = None,
 ) -> Union[DeployResult, Plan]:
-    """Deploy ``nlp`` as ``name``; returns the plan alone with ``dry_run``."""
+    """The deploy itself, reporting to ``listeners``; views are the caller's business."""
     require_pipeline(nlp, "the pipeline")
     check_name(name)
     if workers is not None and (not isinstance(workers, int) or workers < 1):

@@ -25,6 +25,11 @@ class Deployment:
     workers: int = 0
     detail: str = ""  # why a deployment is not ready, and what to do
     key_file: Optional[str] = field(default=None, repr=False)
+    # Set on the object a deploy returns: what the deploy found.
+    unchanged: bool = field(default=False, repr=False, compare=False)
+    samples: List[str] = field(default_factory=list, repr=False, compare=False)
+    sample_results: List[Dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
+    parity: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def from_record(cls, record: Dict[str, Any], status: Optional[str] = None, detail: str = "") -> "Deployment":

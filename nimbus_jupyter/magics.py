@@ -14,8 +14,7 @@ from . import api
 from .bundle import require_pipeline
 from .errors import UserInputError
 from .plan import Plan
-from .targets import TARGETS, stages_of
-from .ui.deploy_view import make_view
+from .targets import TARGETS
 
 
 def _usage(exc: UserInputError) -> UsageError:
@@ -45,26 +44,11 @@ class NimbusMagics(Magics):
         samples = self._samples(args)
         try:
             require_pipeline(nlp, f"the variable {args.pipeline!r}")
-            api.check_name(name)
-            stages = stages_of(args.target)
-        except UserInputError as exc:
-            raise _usage(exc)
-        view = make_view(name, args.target, stages, self.shell)
-        try:
             outcome = api.deploy(nlp, name, args.target, samples=samples, workers=args.workers,
-                                 dry_run=args.dry_run, force=args.force, namespace=self.shell.user_ns,
-                                 listeners=[view])
+                                 dry_run=args.dry_run, force=args.force, shell=self.shell)
         except UserInputError as exc:
-            view.fail(exc)
             raise _usage(exc)
-        except Exception as exc:
-            view.fail(exc)
-            raise
-        if isinstance(outcome, Plan):
-            view.show_plan(outcome)
-            return None
-        view.finish(outcome)
-        return outcome.deployment
+        return None if isinstance(outcome, Plan) else outcome
 
     @line_magic
     def nimbus_list(self, line: str = "") -> Any:

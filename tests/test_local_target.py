@@ -30,7 +30,7 @@ def status_file(name: str) -> dict:
 
 @pytest.fixture(scope="module")
 def reviews(nimbus_home, textcat_nlp):
-    return nj.deploy(textcat_nlp, "reviews", samples=TEXTS, workers=2).deployment
+    return nj.deploy(textcat_nlp, "reviews", samples=TEXTS, workers=2)
 
 
 def post(d, body, key=None, **kw):
@@ -86,7 +86,7 @@ def test_body_over_the_lambda_limit_is_413_and_the_server_stays_up(reviews):
 def test_unchanged_redeploy_is_a_noop(reviews, textcat_nlp):
     pid = status_file("reviews")["pid"]
     result = nj.deploy(textcat_nlp, "reviews", samples=TEXTS)
-    assert result.unchanged and result.deployment.version == 1 and status_file("reviews")["pid"] == pid
+    assert result.unchanged and result.version == 1 and status_file("reviews")["pid"] == pid
 
 
 def test_another_pipeline_under_a_taken_name_needs_force(reviews):
@@ -103,7 +103,7 @@ def test_a_new_shell_after_a_kernel_restart_sees_the_running_deployment(reviews)
 
 
 def test_requests_in_flight_during_a_version_switch_all_succeed(nimbus_home):
-    first = nj.deploy(sleepy_pipeline(0.05), "switch", workers=2).deployment
+    first = nj.deploy(sleepy_pipeline(0.05), "switch", workers=2)
     stop = threading.Event()
     seen = []
 
@@ -118,7 +118,7 @@ def test_requests_in_flight_during_a_version_switch_all_succeed(nimbus_home):
         t.start()
     try:
         time.sleep(0.3)
-        second = nj.deploy(sleepy_pipeline(0.06), "switch", workers=2).deployment
+        second = nj.deploy(sleepy_pipeline(0.06), "switch", workers=2)
         time.sleep(0.3)
     finally:
         stop.set()
@@ -132,7 +132,7 @@ def test_requests_in_flight_during_a_version_switch_all_succeed(nimbus_home):
 
 
 def test_saturated_server_answers_429_with_retry_after(nimbus_home):
-    d = nj.deploy(sleepy_pipeline(0.5), "busy", workers=1).deployment
+    d = nj.deploy(sleepy_pipeline(0.5), "busy", workers=1)
     with ThreadPoolExecutor(6) as pool:
         answers = list(pool.map(lambda _: post(d, {"texts": ["x"]}), range(6)))
     codes = sorted(a.status_code for a in answers)
@@ -161,7 +161,7 @@ def test_a_killed_worker_is_replaced(reviews):
 
 
 def test_a_dead_server_is_reported_and_redeploy_restarts_it(nimbus_home, textcat_nlp):
-    d = nj.deploy(textcat_nlp, "mortal", samples=TEXTS, workers=1).deployment
+    d = nj.deploy(textcat_nlp, "mortal", samples=TEXTS, workers=1)
     os.killpg(status_file("mortal")["pid"], signal.SIGKILL)
     time.sleep(0.2)
     dead = nj.get_deployment("mortal")
@@ -169,8 +169,8 @@ def test_a_dead_server_is_reported_and_redeploy_restarts_it(nimbus_home, textcat
     listed = {x.name: x.status for x in nj.list_deployments()}
     assert listed["mortal"] == "dead"
     again = nj.deploy(textcat_nlp, "mortal", samples=TEXTS, workers=1)
-    assert not again.unchanged and again.deployment.version == 1 and again.deployment.status == "ready"
-    assert again.deployment.url == d.url  # the port is kept when it is free
+    assert not again.unchanged and again.version == 1 and again.status == "ready"
+    assert again.url == d.url  # the port is kept when it is free
     nj.destroy("mortal")
 
 
@@ -179,8 +179,8 @@ def test_two_concurrent_deploys_of_different_names(nimbus_home, textcat_nlp):
     with ThreadPoolExecutor(2) as pool:
         a, b = pool.map(lambda args: nj.deploy(args[0], args[1], samples=TEXTS, workers=1),
                         [(textcat_nlp, "left"), (other, "right")])
-    assert a.deployment.status == b.deployment.status == "ready"
-    assert a.deployment.url != b.deployment.url and a.parity.ok and b.parity.ok
+    assert a.status == b.status == "ready"
+    assert a.url != b.url and a.parity.ok and b.parity.ok
     names = [d.name for d in nj.list_deployments()]
     assert names.count("left") == 1 and names.count("right") == 1
     nj.destroy("left")
@@ -195,7 +195,7 @@ def test_a_failed_first_deploy_leaves_nothing(nimbus_home):
 
 
 def test_a_failed_update_keeps_the_previous_version_serving(nimbus_home):
-    d = nj.deploy(sleepy_pipeline(0.0), "steady", workers=1).deployment
+    d = nj.deploy(sleepy_pipeline(0.0), "steady", workers=1)
     nlp = sleepy_pipeline(0.0)
     nlp.add_pipe("nimbus_test_fails_in_worker")
     with pytest.raises(DeployFailed, match="previous version is still serving"):
@@ -208,7 +208,7 @@ def test_a_failed_update_keeps_the_previous_version_serving(nimbus_home):
 
 
 def test_destroy_stops_the_server_and_removes_everything(nimbus_home):
-    d = nj.deploy(sleepy_pipeline(0.0), "gone", workers=1).deployment
+    d = nj.deploy(sleepy_pipeline(0.0), "gone", workers=1)
     pid = status_file("gone")["pid"]
     message = nj.destroy("gone")
     assert "stopped the server" in message

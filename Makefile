@@ -21,4 +21,6 @@ test: setup
 	$(PY) -m pytest -q -p no:cacheprovider
 
 bench: setup
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/deploy.py
+	$(PY) bench/batch.py

@@ -1,6 +1,6 @@
 """Nimbus for Jupyter: deploy a spaCy pipeline from a notebook to a secured endpoint.
 
-``%load_ext nimbus_jupyter`` registers the magics. The Python API is ``deploy``, ``list_deployments``,
+``%load_ext nimbus_jupyter`` registers the magics. The Python API is ``deploy``, ``batch``, ``list_deployments``,
 ``get_deployment`` and ``destroy``. Imports are lazy so that the runtime's worker processes, which
 import this package, do not pay for IPython or widgets.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["deploy", "list_deployments", "get_deployment", "destroy", "load_ipython_extension"]
+__all__ = ["deploy", "batch", "list_deployments", "get_deployment", "destroy", "load_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -23,4 +23,8 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name == "batch":
+        from .batching import batch
+
+        return batch
     raise AttributeError(f"module 'nimbus_jupyter' has no attribute {name!r}")

@@ -177,6 +177,18 @@ def run_deploy(
         lock.release()
 
 
+def _forget_checkpoints(name: str, registry: Registry) -> None:
+    from .checkpoints import CheckpointStore
+
+    path = registry.home / "checkpoints.sqlite"
+    if path.exists():
+        store = CheckpointStore(path)
+        try:
+            store.forget(name)
+        finally:
+            store.close()
+
+
 def _check_samples(samples: Any) -> List[str]:
     if isinstance(samples, str):
         samples = [samples]
@@ -227,6 +239,7 @@ def destroy(name: str, registry: Optional[Registry] = None) -> str:
     try:
         done = get_target(record["target"], registry=registry).destroy(record)
         registry.remove(name)
+        _forget_checkpoints(name, registry)
     finally:
         lock.release()
     return f"destroyed {name!r}: {done}"

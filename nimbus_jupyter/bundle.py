@@ -21,6 +21,7 @@ from typing import Any, Dict, Optional
 
 from .code_capture import capture_pipeline_code
 from .errors import UserInputError
+from .runtime.fields import PipelineFields
 from .runtime.loader import CODE_DIR, MANIFEST, MODEL_DIR
 
 BUNDLE_FORMAT = 1
@@ -57,6 +58,7 @@ def build_bundle(nlp: Any, dest: Path, name: str, namespace: Optional[Dict[str, 
     """Write ``nlp`` to ``dest`` (which must not exist) and return the bundle with its manifest."""
     require_pipeline(nlp)
     code = capture_pipeline_code(nlp, namespace)  # fails before anything is written
+    fields = PipelineFields(nlp)
     dest = Path(dest)
     tmp = dest.with_name(dest.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -73,6 +75,7 @@ def build_bundle(nlp: Any, dest: Path, name: str, namespace: Optional[Dict[str, 
             "lang": nlp.lang,
             "components": list(nlp.pipe_names),
             "factories": {n: nlp.get_pipe_meta(n).factory for n in nlp.pipe_names},
+            "fields": {"default": fields.default_fields(), "available": fields.available_fields()},
             "python": platform.python_version(),
             "packages": _package_versions(nlp),
             "code": {"modules": code.modules, "captured": code.captured},

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any, List, Optional
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
 from . import api
@@ -49,6 +49,46 @@ class NimbusMagics(Magics):
         except UserInputError as exc:
             raise _usage(exc)
         return None if isinstance(outcome, Plan) else outcome
+
+    @cell_magic
+    @magic_arguments()
+    @argument("deployment", help="the deployment's name")
+    @argument("--out", metavar="VAR", help="put the result DataFrame in this notebook variable (else it is the cell's output)")
+    @argument("--column", metavar="COL", help="the column holding the texts, when the cell gives a DataFrame")
+    @argument("--fields", help="comma-separated fields: ents, cats, tokens, sents, spans (default: the pipeline's)")
+    @argument("--chunk-size", type=int, default=64, help="texts per request (default 64; also capped by the 6 MB payload limit)")
+    @argument("--concurrency", type=int, help="requests in flight (default: the endpoint's workers + 1)")
+    @argument("--no-resume", action="store_true", help="send every chunk again instead of reusing saved ones")
+    def nimbus_batch(self, line: str, cell: str) -> Any:
+        """Score the texts the cell body evaluates to (a Series, a list, or a DataFrame with --column).
+
+        Example::
+
+            %%nimbus_batch reviews --out scored
+            df["review"]
+        """
+        from .batching import batch
+
+        args = parse_argstring(self.nimbus_batch, line)
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out {args.out}: not a valid variable name")
+        expression = cell.strip()
+        if not expression:
+            raise UsageError('the cell body is empty; write the texts to score, e.g. df["review"]')
+        try:
+            texts = eval(compile(expression, "<nimbus_batch cell>", "eval"), self.shell.user_ns)
+        except SyntaxError:
+            raise UsageError('the cell body must be one Python expression that gives the texts, e.g. df["review"]')
+        try:
+            frame = batch(texts, args.deployment, fields=args.fields, column=args.column, chunk_size=args.chunk_size,
+                          concurrency=args.concurrency, resume=not args.no_resume)
+        except UserInputError as exc:
+            raise _usage(exc)
+        print(frame.attrs["nimbus"].text())
+        if args.out:
+            self.shell.user_ns[args.out] = frame
+            return None
+        return frame
 
     @line_magic
     def nimbus_list(self, line: str = "") -> Any:

@@ -48,6 +48,10 @@ class PipelineFields:
         out = [f for f in ("ents", "cats") if self._someone_assigns(_FIELD_ATTRS[f])]
         return out or ["tokens"]
 
+    def available_fields(self) -> List[str]:
+        """Every field a request may ask for: all but ``sents`` when nothing can set sentences."""
+        return [f for f in FIELDS if f != "sents" or self.can_set_sentences()]
+
     def can_set_sentences(self) -> bool:
         return self._someone_assigns(_SENT_ATTRS) or any(n in self._always for n in self.names)
 

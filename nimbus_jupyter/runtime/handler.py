@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from .contract import ApiError, openapi_document, parse_predict
-from .fields import FIELDS, FieldUnavailable, PipelineFields, doc_to_result
+from .fields import FieldUnavailable, PipelineFields, doc_to_result
 from .limits import MAX_PAYLOAD_BYTES
 from .loader import load_bundle
 
@@ -30,7 +30,7 @@ class _Loaded:
         self.nlp, self.manifest = load_bundle(bundle_dir)
         self.fields = PipelineFields(self.nlp)
         self.default_fields = self.fields.default_fields()
-        self.allowed_fields = [f for f in FIELDS if f != "sents" or self.fields.can_set_sentences()]
+        self.allowed_fields = self.fields.available_fields()
         self.name = os.environ.get("NIMBUS_DEPLOYMENT", self.manifest.get("name", "pipeline"))
         self.version = os.environ.get("NIMBUS_VERSION", self.manifest.get("hash", "")[:12])
         self.load_seconds = time.perf_counter() - started

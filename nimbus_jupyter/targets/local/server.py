@@ -21,6 +21,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, AsyncIterator, Dict, Optional
 
+from collections import Counter
+
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -47,6 +49,7 @@ class LocalServer:
         self.started = time.time()
         self.reload_error: Optional[Dict[str, Any]] = None
         self._reloading = asyncio.Lock()
+        self.counts: Counter = Counter()  # answers to /predict by status code, for health and tests
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -103,6 +106,8 @@ class LocalServer:
             "status": "ok", "name": self.config.get("name"), "version": str(self.config.get("version")),
             "instance": self.instance, "lang": self.manifest.get("lang"),
             "components": self.manifest.get("components"), "hash": self.manifest.get("hash"),
+            "default_fields": self.manifest.get("fields", {}).get("default"),
+            "requests": dict(self.counts),
             "workers": {"size": pool.size if pool else 0, "busy": pool.busy if pool else 0,
                         "queued": pool.queued if pool else 0, "replaced": pool.replaced if pool else 0},
             "uptime_seconds": round(time.time() - self.started, 1),
@@ -112,6 +117,12 @@ class LocalServer:
         path = request.url.path
         if path == "/health" and request.method == "GET":
             return JSONResponse(self.health())
+        response = await self._answer(request)
+        if path == "/predict":
+            self.counts[str(response.status_code)] += 1
+        return response
+
+    async def _answer(self, request: Request) -> Response:
         provided = request.headers.get("x-api-key", "").encode()
         if not hmac.compare_digest(provided, self.key):
             return _error(401, "unauthorized", "missing or wrong API key; send it in the x-api-key header")

@@ -55,6 +55,7 @@ class _Chunk:
     key: str = ""
     outcomes: List[Dict[str, Any]] = field(default_factory=list)  # {"result": {...}} or {"error": "..."}
     retries: int = 0
+    throttled: int = 0  # 429s met on the way (the runner halves its concurrency when it sees them)
     complete: bool = True  # False when a row failed for a reason a re-run may not meet again
 
 
@@ -67,7 +68,7 @@ def batch(
     chunk_size: int = 64,
     concurrency: Optional[int] = None,
     resume: bool = True,
-    retries: int = 6,
+    retries: int = 8,
     progress: bool = True,
     registry: Optional[Registry] = None,
 ) -> Any:
@@ -270,7 +271,10 @@ class _Runner:
         self.key = d.api_key
         self.fields = fields
         self.concurrency = concurrency
-        self.retry = Retry(total=retries, backoff_factor=0.05, backoff_max=5.0, backoff_jitter=0.05,
+        # Throttling and 5xx are waited out patiently; a refused or broken connection (the server is
+        # gone) gets a few quick tries, then the batch stops sending and says how to resume.
+        self.retry = Retry(total=None, connect=3, read=3, status=retries, other=0,
+                           backoff_factor=0.1, backoff_max=10.0, backoff_jitter=0.1,
                            status_forcelist=RETRIABLE, allowed_methods=None, raise_on_status=False,
                            respect_retry_after_header=False)
         self.retries = 0
@@ -281,17 +285,23 @@ class _Runner:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="nimbus-batch")
 
     def run(self, chunks: List[_Chunk]) -> Any:
-        """Yield chunks as they finish (in any order); at most ``concurrency`` in flight."""
+        """Yield chunks as they finish (in any order).
+
+        In flight: at most ``concurrency``, halved whenever a chunk met throttling and grown back by
+        one per clean chunk (AIMD, as TCP does), so a saturated endpoint is not hammered.
+        """
         queue = list(reversed(chunks))
         running: Dict[Future, _Chunk] = {}
+        limit = self.concurrency
         while queue or running:
-            while queue and len(running) < self.concurrency:
+            while queue and len(running) < limit:
                 chunk = queue.pop()
                 running[self._pool.submit(self._send_chunk, chunk)] = chunk
             done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
                 chunk = running.pop(future)
                 future.result()
+                limit = max(1, limit // 2) if chunk.throttled else min(self.concurrency, limit + 1)
                 yield chunk
 
     def close(self) -> None:
@@ -322,13 +332,14 @@ class _Runner:
         try:
             response = self._session().post(self.url, data=body, timeout=API_GATEWAY_TIMEOUT_SECONDS + 30)
         except requests.RequestException as exc:
-            self._count(self.retry.total or 0)
+            self._count(self.retry.connect or 0)
             self.down = f"the endpoint stopped answering ({type(exc).__name__})"
             chunk.complete = False
-            return [{"error": f"{self.down} after {self.retry.total} retries"} for _ in texts]
+            return [{"error": f"{self.down} after {self.retry.connect} retries"} for _ in texts]
         history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
         self._count(len(history))
         chunk.retries += len(history)
+        chunk.throttled += sum(1 for h in history if h.status == 429)
         if response.status_code == 200:
             results = response.json().get("results", [])
             if len(results) == len(texts):

@@ -20,5 +20,6 @@ def test_quickstart_notebook_runs_and_shows_endpoint_samples_and_parity(tmp_path
     assert "ents: " in text and "/BRAND" in text and "cats: " in text
     assert "parity: OK, 3 sample(s) identical" in text
     assert "'label': 'BRAND'" in text  # the plain HTTP call from the notebook
+    assert "100 rows in" in text and "0 failed" in text and "endpoint accuracy on the held-out set" in text
     assert "destroyed 'quickstart'" in text
     assert not (tmp_path / "deployments" / "quickstart").exists()

@@ -97,3 +97,20 @@ def test_loading_a_bundle_never_unpickles(tmp_path, textcat_nlp, monkeypatch):
         imported = {a.name for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom)) for a in n.names}
         imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
         assert not {"pickle", "cloudpickle", "dill", "joblib"} & imported, path
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_no_traceback_in_the_log(touchy):
+    import socket
+    import time
+
+    log = Registry().deployment_dir("touchy") / "server.log"
+    before = log.read_text("utf-8", "replace")
+    port = int(touchy.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(f"POST /predict HTTP/1.1\r\nHost: x\r\nx-api-key: {touchy.api_key}\r\n"
+                     "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"texts\": [".encode())
+        time.sleep(0.2)
+    time.sleep(0.5)
+    added = log.read_text("utf-8", "replace")[len(before):]
+    assert "Traceback" not in added and "Exception in ASGI application" not in added, added[-2000:]
+    assert requests.get(f"{touchy.url}/health", timeout=10).status_code == 200

@@ -26,7 +26,7 @@ from collections import Counter
 import uvicorn
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -131,10 +131,13 @@ class LocalServer:
         if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
             return _too_large(int(declared))
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_PAYLOAD_BYTES:
-                return _too_large(len(body))
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_PAYLOAD_BYTES:
+                    return _too_large(len(body))
+        except ClientDisconnect:  # the client hung up mid-body: nobody to answer, nothing worth a traceback
+            return _error(400, "client_disconnected", "the client closed the connection before sending the whole body")
         event = self._event(request, bytes(body))
         pool = self.pool
         if pool is None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -30,8 +31,9 @@ class LoadResult:
         return values[min(len(values) - 1, round(q / 100 * (len(values) - 1)))] if values else float("nan")
 
 
-async def _client(host: str, port: int, request: bytes, deadline: float, result: LoadResult) -> None:
+async def _client(host: str, port: int, request: bytes, deadline: float, result: LoadResult, polite: bool) -> None:
     reader = writer = None
+    rng = random.Random(id(result) + port + len(request))
     while time.monotonic() < deadline:
         try:
             if writer is None:
@@ -43,7 +45,7 @@ async def _client(host: str, port: int, request: bytes, deadline: float, result:
             if not status_line:
                 raise ConnectionResetError("closed by the server")
             status = int(status_line.split()[1])
-            length, close = 0, False
+            length, close, retry_after = 0, False, 1.0
             while True:
                 line = await reader.readline()
                 if line in (b"\r\n", b""):
@@ -53,12 +55,14 @@ async def _client(host: str, port: int, request: bytes, deadline: float, result:
                     length = int(value)
                 elif name.lower() == "connection" and value.strip().lower() == "close":
                     close = True
+                elif name.lower() == "retry-after":
+                    retry_after = float(value)
             await reader.readexactly(length)
             if status == 200:
                 result.latencies_ms.append((time.perf_counter() - started) * 1e3)
             result.codes[status] += 1
-            if status == 429:
-                await asyncio.sleep(0.05)  # a polite client backs off a little (Retry-After says 1 s)
+            if status == 429:  # polite: wait Retry-After (with jitter), as the batch client does; else 50 ms
+                await asyncio.sleep(retry_after * rng.uniform(0.5, 1.5) if polite else 0.05)
             if close:
                 writer.close()
                 writer = None
@@ -72,8 +76,10 @@ async def _client(host: str, port: int, request: bytes, deadline: float, result:
         writer.close()
 
 
-def run_load(url: str, key: str, texts: Sequence[str], clients: int, seconds: float) -> LoadResult:
-    """``clients`` concurrent keep-alive clients POSTing /predict for ``seconds`` (127.0.0.1 only)."""
+def run_load(url: str, key: str, texts: Sequence[str], clients: int, seconds: float, polite: bool = True) -> LoadResult:
+    """``clients`` concurrent keep-alive clients POSTing /predict for ``seconds`` (127.0.0.1 only).
+
+    ``polite`` clients wait the 429's Retry-After (jittered); impolite ones retry after 50 ms."""
     parts = urlsplit(url)
     if parts.hostname != "127.0.0.1":
         raise ValueError(f"this load generator only targets 127.0.0.1, not {parts.hostname}")
@@ -84,7 +90,7 @@ def run_load(url: str, key: str, texts: Sequence[str], clients: int, seconds: fl
 
     async def main() -> None:
         deadline = time.monotonic() + seconds
-        await asyncio.gather(*(_client("127.0.0.1", parts.port, requests[i % len(requests)], deadline, result)
+        await asyncio.gather(*(_client("127.0.0.1", parts.port, requests[i % len(requests)], deadline, result, polite)
                                for i in range(clients)))
 
     asyncio.run(main())

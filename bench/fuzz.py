@@ -138,7 +138,8 @@ def main() -> int:
     lines = context(load_before) + [
         f"- pipeline: blank en + textcat (bag of words) + entity_ruler; local target, 2 workers; generators in tests/fuzzing.py",
         f"- server after the run: workers {json.dumps(health['workers'])}; /predict answers by status {json.dumps(health['requests'])}",
-        f"- server.log: {len(log):,} bytes; contains the API key: {key in log}",
+        f"- server.log: {len(log):,} bytes; contains the API key: {key in log}; contains 'Traceback': {'Traceback' in log}; "
+        f"lines by kind: {json.dumps(Counter(line.strip()[:40] for line in log.splitlines() if line.strip()).most_common(4))}",
         "",
         "| source | cases | 5xx | 4xx | contract violations | parser rejections | time | status codes |",
         "|---|---|---|---|---|---|---|---|",

@@ -24,3 +24,5 @@ bench: setup
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) bench/deploy.py
 	$(PY) bench/batch.py
+	$(PY) bench/fuzz.py
+	$(PY) bench/load.py

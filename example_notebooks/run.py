@@ -1,6 +1,7 @@
 """Run a notebook headless (nbclient) and print what it showed as text: the README's main job.
 
-Usage: python example_notebooks/run.py example_notebooks/quickstart.ipynb
+Usage: python example_notebooks/run.py example_notebooks/quickstart.ipynb [--save OUT.ipynb]
+(--save writes the executed notebook, outputs and widget state included, as Jupyter would save it.)
 """
 import sys
 from pathlib import Path
@@ -18,7 +19,7 @@ def text_of(output: dict) -> str:
     return output.get("data", {}).get("text/plain", "")
 
 
-def main(path: str) -> int:
+def main(path: str, save: str = "") -> int:
     notebook = Path(path).resolve()
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(notebook.parent)}})
@@ -27,6 +28,8 @@ def main(path: str) -> int:
         client.execute()
     except CellExecutionError as exc:
         failed = exc
+    if save:
+        nbformat.write(nb, save)
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
@@ -43,4 +46,9 @@ def main(path: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1] if len(sys.argv) > 1 else "example_notebooks/quickstart.ipynb"))
+    args = sys.argv[1:]
+    out = ""
+    if "--save" in args:
+        at = args.index("--save")
+        out, args = args[at + 1], args[:at] + args[at + 2:]
+    sys.exit(main(args[0] if args else "example_notebooks/quickstart.ipynb", out))

@@ -111,3 +111,27 @@ def failing_pipeline() -> Language:
     nlp = spacy.blank("en")
     nlp.add_pipe("nimbus_test_fails_in_worker")
     return nlp
+
+
+@Language.factory("nimbus_test_fails_on", default_config={"trigger": "EXPLODE"}, assigns=["doc.cats"])
+def make_fails_on(nlp: Language, name: str, trigger: str) -> "FailsOn":
+    return FailsOn(trigger)
+
+
+class FailsOn:
+    """Raises, quoting the whole text as many real components do, on texts that contain ``trigger``."""
+
+    def __init__(self, trigger: str) -> None:
+        self.trigger = trigger
+
+    def __call__(self, doc):  # type: ignore[no-untyped-def]
+        if self.trigger in doc.text:
+            raise ValueError(f"cannot score {doc.text!r}: it contains {self.trigger}")
+        doc.cats["OK"] = 1.0
+        return doc
+
+
+def fails_on_pipeline(trigger: str = "EXPLODE") -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_fails_on", config={"trigger": trigger})
+    return nlp

@@ -84,6 +84,8 @@ def parse_predict(event: Dict[str, Any], allowed_fields: Sequence[str], default_
         raise ApiError(400, "bad_json", f"the body is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}")
     except RecursionError:
         raise ApiError(400, "bad_json", "the body is nested too deeply to be a predict request")
+    except ValueError as exc:  # e.g. an integer over Python's 4,300-digit limit: still bad input, not a 500
+        raise ApiError(400, "bad_json", f"the body is not a JSON document this endpoint can read ({exc}); send a predict request")
     if not isinstance(payload, dict):
         raise ApiError(400, "bad_request", f'the body must be a JSON object like {{"texts": [...]}}, not {_json_type(payload)}')
     unknown = sorted(set(payload) - {"texts", "fields"})

@@ -11,7 +11,7 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 from .contract import ApiError, openapi_document, parse_predict
 from .fields import FieldUnavailable, PipelineFields, doc_to_result
@@ -56,7 +56,8 @@ def handler(event: Dict[str, Any], context: Any = None) -> Dict[str, Any]:
         return _response(exc.status, {"error": exc.code, "message": exc.message}, exc.headers)
     except Exception:  # a fault of the pipeline or of ours: log it (never the texts) and say so
         request_id = _request_id(event, context)
-        print(f"nimbus: request {request_id} failed:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+        trace = _redact(traceback.format_exc(), _texts_in_flight)
+        print(f"nimbus: request {request_id} failed:\n{trace}", file=sys.stderr, flush=True)
         return _response(500, {"error": "internal", "message": f"the pipeline failed on this request (request id {request_id}); see the endpoint's log"})
 
 
@@ -89,6 +90,8 @@ def _predict(state: _Loaded, event: Dict[str, Any]) -> Dict[str, Any]:
     for i, text in enumerate(request.texts):
         if len(text) > max_length:
             raise ApiError(413, "text_too_long", f"texts[{i}] has {len(text):,} characters, over the pipeline's max_length of {max_length:,}; split it")
+    global _texts_in_flight
+    _texts_in_flight = request.texts
     disable = state.fields.disabled_for(request.fields)
     try:
         results = [doc_to_result(doc, request.fields) for doc in state.nlp.pipe(request.texts, disable=disable)]
@@ -103,6 +106,19 @@ def _predict(state: _Loaded, event: Dict[str, Any]) -> Dict[str, Any]:
             "send fewer texts per request or ask for fewer fields",
         )
     return response
+
+
+_texts_in_flight: List[str] = []  # the request being run, so a failure's log can leave its texts out
+
+
+def _redact(trace: str, texts: List[str]) -> str:
+    """The traceback without the request's texts: a component's error message often quotes the doc,
+    and logs outlive requests. Texts under 4 characters are left (they would garble the code lines)."""
+    for i, text in sorted(enumerate(texts), key=lambda it: -len(it[1])):
+        if len(text) >= 4:
+            for form in {text, repr(text)[1:-1]}:
+                trace = trace.replace(form, f"<texts[{i}]: {len(text)} characters, redacted>")
+    return trace
 
 
 def _response(status: int, body: Dict[str, Any], headers: Optional[Dict[str, str]] = None) -> Dict[str, Any]:

@@ -56,7 +56,9 @@ def start_server(files: DeploymentFiles) -> Dict[str, Any]:
     """Spawn the server detached from the kernel (own session) and wait until it is ready."""
     if files.status.exists():
         files.status.unlink()
-    log = open(files.log, "ab")
+    # 0600: the log holds tracebacks of the user's pipeline, which are theirs alone
+    log = os.fdopen(os.open(files.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
+    os.chmod(files.log, 0o600)
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "nimbus_jupyter.targets.local.server", str(files.root)],

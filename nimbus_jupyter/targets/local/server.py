@@ -25,7 +25,8 @@ from collections import Counter
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -130,10 +131,13 @@ class LocalServer:
         if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
             return _too_large(int(declared))
         body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_PAYLOAD_BYTES:
-                return _too_large(len(body))
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_PAYLOAD_BYTES:
+                    return _too_large(len(body))
+        except ClientDisconnect:  # the client hung up mid-body: nobody to answer, nothing worth a traceback
+            return _error(400, "client_disconnected", "the client closed the connection before sending the whole body")
         event = self._event(request, bytes(body))
         pool = self.pool
         if pool is None:
@@ -176,6 +180,17 @@ def _error(status: int, code: str, message: str, headers: Optional[Dict[str, str
     return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
 
 
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
+    """Starlette's own refusals (e.g. 405 for a method the route does not take) in the contract's JSON shape."""
+    status = getattr(exc, "status_code", 400)
+    if status == 405:
+        return _error(405, "method_not_allowed",
+                      f"{request.method} is not a method this endpoint takes; use {', '.join(_METHODS)}",
+                      getattr(exc, "headers", None))
+    return _error(status, "bad_request", f"the request was refused: {getattr(exc, 'detail', exc)}",
+                  getattr(exc, "headers", None))
+
+
 def _too_large(size: int) -> JSONResponse:
     return _error(413, "payload_too_large",
                   f"the request body is {size:,} bytes or more, over the {MAX_PAYLOAD_BYTES:,}-byte limit of a "
@@ -211,7 +226,8 @@ def main(deployment_dir: str) -> int:
         yield
         await server.shutdown()
 
-    app = Starlette(routes=[Route("/{path:path}", server.handle, methods=_METHODS)], lifespan=lifespan)
+    app = Starlette(routes=[Route("/{path:path}", server.handle, methods=_METHODS)], lifespan=lifespan,
+                    exception_handlers={HTTPException: _http_error})
     uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
                                        timeout_keep_alive=30, server_header=False))
     uv.run(sockets=[sock])  # uvicorn picks its event loop (uvloop when installed)

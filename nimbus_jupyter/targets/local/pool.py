@@ -116,8 +116,12 @@ class Pool:
     def queued(self) -> int:
         return self._waiting
 
+    @property
+    def saturated(self) -> bool:
+        return self._idle.empty() and self._waiting >= self.max_queue
+
     async def submit(self, event: Dict[str, Any]) -> Dict[str, Any]:
-        if self._idle.empty() and self._waiting >= self.max_queue:
+        if self.saturated:
             raise Saturated()
         self._waiting += 1
         try:

@@ -127,6 +127,8 @@ class LocalServer:
         provided = request.headers.get("x-api-key", "").encode()
         if not hmac.compare_digest(provided, self.key):
             return _error(401, "unauthorized", "missing or wrong API key; send it in the x-api-key header")
+        if self.pool is not None and self.pool.saturated:  # say so before reading a body nobody will run
+            return _error(429, "throttled", "every worker is busy; retry with backoff", {"Retry-After": "1"})
         declared = request.headers.get("content-length")
         if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
             return _too_large(int(declared))

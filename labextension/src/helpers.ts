@@ -25,7 +25,7 @@ export function suggestName(variable: string): string {
 
 export function formatBytes(bytes: number): string {
   if (!bytes) {
-    return '—';
+    return 'no weights';
   }
   const units = ['B', 'kB', 'MB', 'GB'];
   let value = bytes;
@@ -174,9 +174,10 @@ export function summarizeResult(result: Record<string, unknown>): string {
   if (Array.isArray(sents)) {
     parts.push(`${sents.length} sentence(s)`);
   }
-  const tokens = result.tokens as unknown[] | undefined;
+  const tokens = result.tokens as Array<{ text?: string }> | undefined;
   if (Array.isArray(tokens) && !parts.length) {
-    parts.push(`${tokens.length} token(s)`);
+    const shown = tokens.slice(0, 8).map(t => t.text ?? '?').join(' · ');
+    parts.push(`${tokens.length} token(s): ${shown}${tokens.length > 8 ? ' …' : ''}`);
   }
   return parts.join(' | ') || JSON.stringify(result);
 }

@@ -47,7 +47,7 @@ test('deploy code quotes every argument as a Python string', () => {
 });
 
 test('sizes and dates read well', () => {
-  assert.equal(formatBytes(0), '—');
+  assert.equal(formatBytes(0), 'no weights');
   assert.equal(formatBytes(512), '512 B');
   assert.equal(formatBytes(1_500_000), '1.5 MB');
   assert.equal(formatBytes(560_000_000), '560 MB');
@@ -84,7 +84,7 @@ test('the probe bundle is checked', () => {
 test('results are summarized the spaCy way', () => {
   assert.equal(summarizeResult({ ents: [{ text: 'Apple', label: 'ORG' }] }), 'Apple (ORG)');
   assert.equal(summarizeResult({ cats: { POS: 0.9, NEG: 0.1 } }), 'POS 0.90 · NEG 0.10');
-  assert.equal(summarizeResult({ tokens: [{}, {}] }), '2 token(s)');
+  assert.equal(summarizeResult({ tokens: [{ text: 'Hi' }, { text: '!' }] }), '2 token(s): Hi · !');
   assert.equal(summarizeResult({ sents: ['a', 'b'] }), '2 sentence(s)');
 });
 

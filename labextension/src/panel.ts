@@ -21,6 +21,8 @@ import { requestAPI } from './request';
 
 const TARGETS = ['local'];
 const POLL_MS = 15000;
+/** Kernel states in which a silent execute is safe to send (busy: it queues behind the running cell). */
+const READY = new Set<string>(['idle', 'busy']);
 
 type El = HTMLElement;
 
@@ -115,10 +117,20 @@ export class NimbusPanel extends Widget {
       this._renderPipelines();
       return;
     }
+    if (!READY.has(kernel.status) || kernel.connectionStatus !== 'connected') {
+      // Sending during a (re)start or reconnect can stall JupyterLab's restart: ask once it is idle.
+      this._probeWhenIdle = true;
+      this._renderPipelines();
+      return;
+    }
     const ticket = ++this._probeTicket;
     this._probing = true;
     this._renderPipelines();
     try {
+      const spec = await kernel.spec;
+      if (spec && spec.language && spec.language.toLowerCase() !== 'python') {
+        throw new Error(`This notebook's kernel runs ${spec.language}: Nimbus lists and deploys spaCy pipelines from Python kernels.`);
+      }
       const pipelines = await probePipelines(kernel);
       if (ticket === this._probeTicket) {
         this._pipelines = pipelines;
@@ -181,10 +193,10 @@ export class NimbusPanel extends Widget {
   private _onKernelStatus(_: unknown, status: Kernel.Status): void {
     if (status === 'restarting' || status === 'autorestarting' || status === 'dead') {
       this._pipelines = null;
-      this._wasRestarted = true;
+      this._probeWhenIdle = true;
       this._renderPipelines();
-    } else if (status === 'idle' && this._wasRestarted) {
-      this._wasRestarted = false;
+    } else if (status === 'idle' && this._probeWhenIdle) {
+      this._probeWhenIdle = false;
       void this.refreshPipelines();
     }
   }
@@ -425,7 +437,7 @@ export class NimbusPanel extends Widget {
   private _pipelinesError: string | null = null;
   private _probing = false;
   private _probeTicket = 0;
-  private _wasRestarted = false;
+  private _probeWhenIdle = false;
   private _openDeploy: string | null = null;
   private _progress: IDeployProgress | null = null;
   private _deployments: IDeployment[] = [];

@@ -27,10 +27,13 @@ const plugin: JupyterFrontEndPlugin<void> = {
     const follow = () => panel.setNotebook(tracker.currentWidget);
     tracker.currentChanged.connect(follow);
     void app.restored.then(follow);
-    // Running a cell may create or drop a pipeline: look again once it has run.
+    // Running a cell may create or drop a pipeline, or deploy and destroy through the magics: look again.
     NotebookActions.executed.connect((_, { notebook }) => {
-      if (panel.isVisible && tracker.currentWidget?.content === notebook) {
-        void panel.refreshPipelines();
+      if (panel.isVisible) {
+        if (tracker.currentWidget?.content === notebook) {
+          void panel.refreshPipelines();
+        }
+        void panel.refreshDeployments();
       }
     });
     if (labShell) {

@@ -20,6 +20,11 @@ test('deploy, test and destroy a pipeline from the Nimbus sidebar', async ({ pag
   const pipeline = panel.locator('[data-nimbus-pipeline="nlp"]');
   await expect(pipeline).toContainText('en · sentencizer');
   await pipeline.getByRole('button', { name: 'Deploy…' }).click();
+  // A bad name is refused with what to do, before anything runs.
+  await panel.locator('[data-nimbus="deploy-name"]').fill('Bad Name');
+  await panel.locator('[data-nimbus="deploy-go"]').click();
+  await expect(pipeline).toContainText('Use lowercase letters');
+  await expect(panel.locator('[data-nimbus="deploy-progress"]')).toHaveCount(0);
   await panel.locator('[data-nimbus="deploy-name"]').fill(NAME);
   await panel.locator('[data-nimbus="deploy-go"]').click();
 

@@ -18,6 +18,16 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(NimbusMagics)
 
 
+def _jupyter_labextension_paths() -> list:
+    """The prebuilt JupyterLab sidebar shipped in the wheel (share/jupyter/labextensions/nimbus-jupyter)."""
+    return [{"src": "labextension", "dest": "nimbus-jupyter"}]
+
+
+def _jupyter_server_extension_points() -> list:
+    """The server extension with the sidebar's REST routes (enabled on install by jupyter-config)."""
+    return [{"module": "nimbus_jupyter.server_extension"}]
+
+
 def __getattr__(name: str) -> Any:
     if name in ("deploy", "list_deployments", "get_deployment", "destroy"):
         from . import api

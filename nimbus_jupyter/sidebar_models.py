@@ -1,0 +1,120 @@
+"""What the sidebar and the server exchange, as typed data. ``labextension/src/models.ts`` mirrors these.
+
+Plain dataclasses (no pydantic): the kernel probe imports this module too, and it must stay cheap.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+PIPELINES_MIME = "application/vnd.nimbus.pipelines+json"
+PROGRESS_MIME = "application/vnd.nimbus.progress+json"
+
+
+@dataclass
+class DeploymentInfo:
+    """One deployment as the sidebar shows it. Never carries the API key."""
+
+    name: str
+    target: str
+    status: str  # ready | dead | failed | starting | unknown
+    url: str
+    version: int
+    created: str
+    updated: str
+    lang: str
+    components: List[str]
+    workers: int
+    detail: str = ""  # why it is not ready, and what to do
+
+    @classmethod
+    def of(cls, deployment: Any) -> "DeploymentInfo":
+        d = deployment
+        return cls(name=d.name, target=d.target, status=d.status, url=d.url, version=d.version, created=d.created,
+                   updated=d.updated, lang=d.lang, components=list(d.components), workers=d.workers, detail=d.detail)
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PipelineInfo:
+    """A spaCy pipeline found in a kernel's user namespace."""
+
+    variable: str
+    lang: str
+    components: List[str]
+    size_bytes: int  # weights and vectors held in memory
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PredictRequest:
+    texts: List[str]
+    fields: Optional[List[str]] = None
+
+    @classmethod
+    def parse(cls, body: Any) -> "PredictRequest":
+        from .errors import UserInputError
+
+        if not isinstance(body, dict):
+            raise UserInputError("the request body must be a JSON object", 'send {"texts": ["some text"]}')
+        texts = body.get("texts")
+        if isinstance(texts, str):
+            texts = [texts]
+        if not isinstance(texts, list) or not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            raise UserInputError("texts must be a non-empty list of non-empty strings", 'send {"texts": ["some text"]}')
+        if len(texts) > 20:
+            raise UserInputError(f"the sidebar tests at most 20 texts at once, not {len(texts)}",
+                                 "use %%nimbus_batch for more")
+        fields = body.get("fields")
+        if fields is not None and (not isinstance(fields, list) or not all(isinstance(f, str) for f in fields)):
+            raise UserInputError("fields must be a list of strings", 'e.g. "fields": ["ents", "cats"]')
+        return cls(texts=texts, fields=fields or None)
+
+
+@dataclass
+class PredictResponse:
+    results: List[Dict[str, Any]]
+    fields: List[str]
+    version: str
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ErrorInfo:
+    """Every error the routes answer with: what went wrong and what to do."""
+
+    error: str  # a short code: not_found | bad_request | endpoint_error | internal
+    message: str
+    todo: str = ""
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ProgressMessage:
+    """One message of a deploy started from the sidebar, published from the kernel as PROGRESS_MIME.
+
+    ``kind`` is start (stages known) | stage | progress | message | done | error.
+    """
+
+    kind: str
+    name: str
+    stages: List[str] = field(default_factory=list)
+    stage: str = ""
+    state: str = ""
+    detail: str = ""
+    seconds: Optional[float] = None
+    done: int = 0
+    total: int = 0
+    text: str = ""
+    deployment: Optional[Dict[str, Any]] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)

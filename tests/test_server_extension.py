@@ -1,0 +1,100 @@
+"""The sidebar's REST routes on a real Jupyter server (pytest-jupyter), over a real local deployment.
+
+What the routes say and what ``%nimbus_list`` says must agree: both read the one registry.
+"""
+from __future__ import annotations
+
+import json
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+import nimbus_jupyter as nj
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+
+@pytest.fixture
+def jp_server_config():
+    return {"ServerApp": {"jpserver_extensions": {"nimbus_jupyter": True}}}
+
+
+@pytest.fixture(scope="module")
+def deployed(nimbus_home, textcat_nlp):
+    d = nj.deploy(textcat_nlp, "side", workers=1, samples=["fine"], show=False)
+    yield d
+    try:
+        nj.destroy("side")
+    except Exception:
+        pass
+
+
+async def fetch_json(jp_fetch, *parts, **kwargs):
+    response = await jp_fetch("nimbus", "api", *parts, **kwargs)
+    return response.code, json.loads(response.body)
+
+
+async def error_of(jp_fetch, *parts, **kwargs):
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("nimbus", "api", *parts, **kwargs)
+    return info.value.code, json.loads(info.value.response.body)
+
+
+def test_the_extension_points_name_the_module_and_the_labextension():
+    assert nj._jupyter_server_extension_points() == [{"module": "nimbus_jupyter.server_extension"}]
+    assert nj._jupyter_labextension_paths() == [{"src": "labextension", "dest": "nimbus-jupyter"}]
+
+
+async def test_list_agrees_with_nimbus_list(jp_fetch, deployed, ip):
+    code, body = await fetch_json(jp_fetch, "deployments")
+    assert code == 200 and body["home"]
+    [row] = [d for d in body["deployments"] if d["name"] == "side"]
+    assert row["status"] == "ready" and row["target"] == "local" and row["url"] == deployed.url
+    assert row["version"] == 1 and row["components"] == deployed.components and row["created"]
+    assert "api_key" not in row and "key_file" not in row
+    table = ip.run_line_magic("nimbus_list", "").set_index("name")
+    assert set(table.index) == {d["name"] for d in body["deployments"]}
+    assert table.loc["side", "status"] == row["status"] and table.loc["side", "url"] == row["url"]
+
+
+async def test_one_deployment_and_a_readable_404(jp_fetch, deployed):
+    code, body = await fetch_json(jp_fetch, "deployments", "side")
+    assert code == 200 and body["name"] == "side" and body["status"] == "ready"
+    code, body = await error_of(jp_fetch, "deployments", "nowhere")
+    assert code == 404 and body["error"] == "not_found"
+    assert "no deployment named 'nowhere'" in body["message"] and "side" in body["message"] and body["todo"]
+
+
+async def test_predict_gives_the_endpoints_answer(jp_fetch, deployed):
+    texts = ["great phone, love it", "arrived broken"]
+    code, body = await fetch_json(jp_fetch, "deployments", "side", "predict", method="POST",
+                                  body=json.dumps({"texts": texts, "fields": ["cats"]}))
+    assert code == 200 and body["fields"] == ["cats"] and body["version"] == "1"
+    assert body["results"] == deployed.predict(texts, fields=["cats"])
+
+
+@pytest.mark.parametrize("payload, expected", [
+    ("not json", "not JSON"),
+    (json.dumps({"texts": []}), "non-empty list"),
+    (json.dumps({"texts": ["ok", 3]}), "non-empty list"),
+    (json.dumps({"texts": ["ok"], "fields": "cats"}), "fields must be a list"),
+])
+async def test_bad_predict_input_is_a_400_that_says_what_to_do(jp_fetch, deployed, payload, expected):
+    code, body = await error_of(jp_fetch, "deployments", "side", "predict", method="POST", body=payload)
+    assert code == 400 and body["error"] == "bad_request" and expected in body["message"] and body["todo"]
+
+
+async def test_routes_need_authentication(jp_fetch, deployed):
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("nimbus", "api", "deployments", headers={"Authorization": "token wrong"})
+    assert info.value.code == 403
+
+
+async def test_destroy_removes_it_for_the_magics_too(jp_fetch, deployed, ip):
+    code, body = await fetch_json(jp_fetch, "deployments", "side", method="DELETE")
+    assert code == 200 and "destroyed 'side'" in body["message"]
+    code, body = await fetch_json(jp_fetch, "deployments")
+    assert "side" not in {d["name"] for d in body["deployments"]}
+    assert "side" not in set(ip.run_line_magic("nimbus_list", "")["name"])
+    code, body = await error_of(jp_fetch, "deployments", "side", method="DELETE")
+    assert code == 404

@@ -1,4 +1,4 @@
-"""Shared by the issue-6 benches: the context lines every section starts with, and replacing only one's
+"""Shared by the benches: the context lines every section starts with, and replacing only one's
 own ``## `` section of bench/RESULTS.md."""
 from __future__ import annotations
 

@@ -36,10 +36,10 @@ from spacy.cli.init_config import init_config  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
 import nimbus_jupyter as nj  # noqa: E402
+from _results import write_section  # noqa: E402
 from nimbus_jupyter.runtime.fields import PipelineFields, doc_to_result  # noqa: E402
 
 NAME, N_TEXTS, CHUNK, CHECK_ROWS, BUDGET_S = "bench-batch", 6000, 64, 300, 1200
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Batch throughput (issue 3)"
 ENTS = "fields=['ents'] (best of 3, between one-process runs)"
 TRAIN = [  # words, tags, heads, deps, BILUO entities (as in bench/deploy.py)
@@ -277,18 +277,9 @@ def main() -> int:
     table = ["| figure | value | target | vs target |", "|---|---|---|---|"] + [f"| {' | '.join(r)} |" for r in rows]
     section = "\n".join([HEADING, "", *context, "", *table, "", *(f"- note: {n}" for n in notes)]).rstrip() + "\n"
     print("\n" + section)
-    write_section(section)
+    write_section(HEADING, section)
     return 0
 
-
-def write_section(section: str) -> None:
-    """Replace this section of bench/RESULTS.md (up to the next ``## `` heading), or append it."""
-    old = RESULTS.read_text("utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(HEADING)
-    end = old.find("\n## ", start + len(HEADING)) if start >= 0 else -1
-    new = old[:start] + section + (old[end:] if end >= 0 else "") if start >= 0 else old.rstrip() + "\n\n" + section
-    RESULTS.write_text(new, "utf-8")
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

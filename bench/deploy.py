@@ -15,7 +15,6 @@ import statistics
 import sys
 import tempfile
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Tuple
 
 HOME = tempfile.mkdtemp(prefix="nimbus-bench-")
@@ -27,10 +26,10 @@ from spacy.cli.init_config import init_config  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
 import nimbus_jupyter as nj  # noqa: E402
+from _results import write_section  # noqa: E402
 from nimbus_jupyter.runtime.fields import PipelineFields, doc_to_result  # noqa: E402
 
 NAME, REQUESTS, WARMUP = "bench", 300, 20
-RESULTS = Path(__file__).with_name("RESULTS.md")
 HEADING = "## Deploy and request latency (issue 2)"
 TRAIN = [  # (words, tags, heads, deps, BILUO entities)
     ("Anna bought a Zento phone in Berlin .".split(), ["NNP", "VBD", "DT", "NNP", "NN", "IN", "NNP", "."],
@@ -166,21 +165,9 @@ def main() -> int:
     table = ["| figure | value | target | vs target |", "|---|---|---|---|"] + [f"| {' | '.join(r)} |" for r in rows]
     section = "\n".join([HEADING, "", *context, "", *table, "", *(f"- note: {n}" for n in notes)]).rstrip() + "\n"
     print("\n" + section)
-    write_section(section)
+    write_section(HEADING, section)
     return 0
 
-
-def write_section(section: str) -> None:
-    """Replace this section of bench/RESULTS.md (up to the next ``## `` heading), or append it."""
-    old = RESULTS.read_text("utf-8") if RESULTS.exists() else "# Benchmark results\n"
-    start = old.find(HEADING)
-    if start < 0:
-        new = old.rstrip() + "\n\n" + section
-    else:
-        end = old.find("\n## ", start + len(HEADING))
-        new = old[:start] + section + (old[end:] if end >= 0 else "")
-    RESULTS.write_text(new, "utf-8")
-    print(f"wrote {RESULTS}")
 
 
 if __name__ == "__main__":

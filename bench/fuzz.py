@@ -136,7 +136,7 @@ def main() -> int:
     fives = sum(n for t in tallies for c, n in t.codes.items() if c >= 500)
     problems = [p for t in tallies for p in t.problems]
     lines = context(load_before) + [
-        f"- pipeline: blank en + textcat (bag of words) + entity_ruler; local target, 2 workers; generators in tests/fuzzing.py",
+        "- pipeline: blank en + textcat (bag of words) + entity_ruler; local target, 2 workers; generators in tests/fuzzing.py",
         f"- server after the run: workers {json.dumps(health['workers'])}; /predict answers by status {json.dumps(health['requests'])}",
         f"- server.log: {len(log):,} bytes; contains the API key: {key in log}; contains 'Traceback': {'Traceback' in log}; "
         f"lines by kind: {json.dumps(Counter(line.strip()[:40] for line in log.splitlines() if line.strip()).most_common(4))}",

@@ -2,7 +2,6 @@
 mime bundle on IOPub, and a deploy started from the sidebar publishes its stages and lands in the registry."""
 from __future__ import annotations
 
-import queue
 
 import pytest
 from jupyter_client.manager import start_new_kernel

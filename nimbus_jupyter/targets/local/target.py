@@ -1,7 +1,6 @@
 """The local target: plan (read only) and apply (files, server) for one deployment on 127.0.0.1."""
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import shutil

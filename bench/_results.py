@@ -34,3 +34,11 @@ def write_section(heading: str, section: str) -> None:
         new = old[:start] + section + (old[end:] if end >= 0 else "")
     RESULTS.write_text(new, "utf-8")
     print(f"wrote {RESULTS}")
+
+
+def write_table_section(heading: str, context_lines: List[str], rows: List[tuple], notes: List[str]) -> None:
+    """A section of context lines, a figure/value/target table and notes: print it and write it."""
+    table = ["| figure | value | target | vs target |", "|---|---|---|---|"] + [f"| {' | '.join(r)} |" for r in rows]
+    section = "\n".join([heading, "", *context_lines, "", *table, "", *(f"- note: {n}" for n in notes)]).rstrip() + "\n"
+    print("\n" + section)
+    write_section(heading, section)

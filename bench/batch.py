@@ -36,7 +36,7 @@ from spacy.cli.init_config import init_config  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
 import nimbus_jupyter as nj  # noqa: E402
-from _results import write_section  # noqa: E402
+from _results import write_table_section  # noqa: E402
 from nimbus_jupyter.runtime.fields import PipelineFields, doc_to_result  # noqa: E402
 
 NAME, N_TEXTS, CHUNK, CHECK_ROWS, BUDGET_S = "bench-batch", 6000, 64, 300, 1200
@@ -274,12 +274,8 @@ def main() -> int:
                f"- pipeline: {nlp.pipe_names}, ner with its own tok2vec (as en_core_web_sm); {N_TEXTS:,} texts of "
                f"{sum(len(t.split()) for t in texts) / N_TEXTS:.1f} words on average; local target, {d.workers} worker(s), "
                "default chunk size and concurrency; each figure is the best of 2 runs (others where said) after a warm-up"]
-    table = ["| figure | value | target | vs target |", "|---|---|---|---|"] + [f"| {' | '.join(r)} |" for r in rows]
-    section = "\n".join([HEADING, "", *context, "", *table, "", *(f"- note: {n}" for n in notes)]).rstrip() + "\n"
-    print("\n" + section)
-    write_section(HEADING, section)
+    write_table_section(HEADING, context, rows, notes)
     return 0
-
 
 
 if __name__ == "__main__":

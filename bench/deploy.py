@@ -26,7 +26,7 @@ from spacy.cli.init_config import init_config  # noqa: E402
 from spacy.training import Example  # noqa: E402
 
 import nimbus_jupyter as nj  # noqa: E402
-from _results import write_section  # noqa: E402
+from _results import write_table_section  # noqa: E402
 from nimbus_jupyter.runtime.fields import PipelineFields, doc_to_result  # noqa: E402
 
 NAME, REQUESTS, WARMUP = "bench", 300, 20
@@ -162,12 +162,8 @@ def main() -> int:
                f"{dep.workers} worker(s); {REQUESTS} sequential single-text requests after {WARMUP} warm-up",
                f"- new deploys (s): {', '.join(f'{s:.2f}' for s in news)}; unchanged redeploys (s): {', '.join(f'{s:.3f}' for s in again)}",
                "- stages of new deploys (s): " + "; ".join(", ".join(f"{k} {v:.2f}" for k, v in run.items()) for run in stage_runs)]
-    table = ["| figure | value | target | vs target |", "|---|---|---|---|"] + [f"| {' | '.join(r)} |" for r in rows]
-    section = "\n".join([HEADING, "", *context, "", *table, "", *(f"- note: {n}" for n in notes)]).rstrip() + "\n"
-    print("\n" + section)
-    write_section(HEADING, section)
+    write_table_section(HEADING, context, rows, notes)
     return 0
-
 
 
 if __name__ == "__main__":

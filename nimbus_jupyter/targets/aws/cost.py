@@ -1,0 +1,44 @@
+"""What an endpoint costs: one dated price table and the arithmetic on it.
+
+Prices are US East (N. Virginia), first pricing tier, as published on aws.amazon.com/lambda/pricing
+and aws.amazon.com/api-gateway/pricing, read on the date below. Other regions differ by a few percent.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PRICES_READ_ON = "2026-11-30"
+PRICES_REGION = "us-east-1"
+LAMBDA_GB_SECOND = {"x86_64": 0.0000166667, "arm64": 0.0000133334}  # USD per GB-second
+LAMBDA_REQUEST = 0.20 / 1_000_000  # USD per invocation
+API_GATEWAY_REST_REQUEST = 3.50 / 1_000_000  # USD per REST API call (first 333 million a month)
+S3_GB_MONTH = 0.023  # USD per GB-month, S3 Standard
+LOGS_INGEST_GB = 0.50  # USD per GB of CloudWatch Logs ingested
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    per_1000_texts: float  # USD, Lambda compute + requests (+ API Gateway when used)
+    idle_per_month: float  # USD, with no traffic at all: model object storage only
+    seconds_per_text: float
+    memory_mb: int
+    arch: str
+    texts_per_request: int
+    through_api_gateway: bool
+
+    def text(self) -> str:
+        via = "through API Gateway" if self.through_api_gateway else "by direct invoke"
+        return (f"about ${self.per_1000_texts:.4f} per 1,000 texts {via} ({self.memory_mb} MB {self.arch}, "
+                f"{self.seconds_per_text * 1000:.1f} ms/text, {self.texts_per_request} texts/request); "
+                f"idle ${self.idle_per_month:.2f}/month (prices {PRICES_REGION}, read {PRICES_READ_ON})")
+
+
+def estimate(seconds_per_text: float, memory_mb: int, arch: str, texts_per_request: int = 64,
+             through_api_gateway: bool = False, stored_bytes: int = 0) -> CostEstimate:
+    """Cost per 1,000 texts from a measured time per text; free tiers are left out (they are per account)."""
+    requests = 1000 / max(1, texts_per_request)
+    compute = 1000 * seconds_per_text * (memory_mb / 1024) * LAMBDA_GB_SECOND[arch]
+    per_request = LAMBDA_REQUEST + (API_GATEWAY_REST_REQUEST if through_api_gateway else 0.0)
+    idle = stored_bytes / 1024 ** 3 * S3_GB_MONTH
+    return CostEstimate(compute + requests * per_request, idle, seconds_per_text, memory_mb, arch,
+                        texts_per_request, through_api_gateway)

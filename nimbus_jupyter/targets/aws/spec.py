@@ -1,0 +1,73 @@
+"""``StackSpec``: everything the bundled CDK app needs to synthesize one deployment's stack, as data.
+
+The target writes it to a JSON file and passes the path to ``cdk_app`` (context key ``nimbus_spec``),
+so the app only wires constructs and the planner/executor never share objects with it.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+SPEC_CONTEXT_KEY = "nimbus_spec"
+ARCHITECTURES = ("x86_64", "arm64")
+MODEL_INLINE, MODEL_S3 = "inline", "s3"
+HANDLER = "nimbus_jupyter.runtime.lambda_entry.handler"
+TAG_PREFIX = "nimbus:"
+
+
+def stack_name_for(name: str) -> str:
+    return f"nimbus-{name}"
+
+
+@dataclass
+class StackSpec:
+    name: str  # the deployment name (validated by api.check_name)
+    version: int
+    bundle_hash: str
+    python: str  # the kernel's minor version, e.g. "3.11": the Lambda runtime is python3.11
+    arch: str  # x86_64 | arm64
+    layer_dir: str  # a directory in Lambda layer layout (holds python/)
+    code_dir: str  # the function code: nimbus_jupyter/runtime (+ bundle/ when the model is inline)
+    model_mode: str = MODEL_INLINE  # inline | s3
+    model_dir: Optional[str] = None  # the bundle directory, uploaded as an S3 asset when model_mode == s3
+    model_size_bytes: int = 0
+    memory_mb: int = 2048
+    timeout_s: int = 60
+    ephemeral_storage_mb: int = 512
+    reserved_concurrency: Optional[int] = None
+    log_retention_days: int = 14
+    throttle_rate: float = 50.0  # steady requests per second through API Gateway
+    throttle_burst: int = 100
+    quota_per_month: Optional[int] = 1_000_000
+    tags: Dict[str, str] = field(default_factory=dict)
+
+    @property
+    def stack_name(self) -> str:
+        return stack_name_for(self.name)
+
+    @property
+    def runtime_name(self) -> str:
+        return f"python{self.python}"
+
+    def all_tags(self) -> Dict[str, str]:
+        """The tags on every resource; ``nimbus:deployment`` is how %nimbus_list finds stacks."""
+        return {f"{TAG_PREFIX}deployment": self.name, f"{TAG_PREFIX}version": str(self.version),
+                f"{TAG_PREFIX}hash": self.bundle_hash[:12], f"{TAG_PREFIX}managed-by": "nimbus-jupyter",
+                **self.tags}
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2, sort_keys=True)
+
+    def write(self, path: Path) -> Path:
+        Path(path).write_text(self.to_json(), "utf-8")
+        return Path(path)
+
+    @classmethod
+    def from_dict(cls, data: Dict[str, Any]) -> "StackSpec":
+        return cls(**data)
+
+    @classmethod
+    def read(cls, path: Path) -> "StackSpec":
+        return cls.from_dict(json.loads(Path(path).read_text("utf-8")))

@@ -73,11 +73,14 @@ def deploy(
     namespace: Optional[Dict[str, Any]] = None,
     listeners: Sequence[Listener] = (),
     shell: Any = None,
+    **target_options: Any,
 ) -> Union[Deployment, Plan]:
     """Deploy ``nlp`` as ``name`` and return the ``Deployment`` (or, with ``dry_run``, the ``Plan``).
 
     With ``show`` the progress and the result are displayed: a widget in a notebook, text elsewhere.
     The returned deployment also carries ``unchanged``, ``samples``, ``sample_results`` and ``parity``.
+    ``target_options`` go to the target: for ``aws`` region, profile, memory, arch, timeout,
+    reserved_concurrency, throttle_rate, throttle_burst, quota, log_retention_days.
     """
     from .ui.deploy_view import make_view
 
@@ -90,7 +93,7 @@ def deploy(
         namespace = shell.user_ns
     try:
         outcome = run_deploy(nlp, name, target, samples=samples, workers=workers, dry_run=dry_run, force=force,
-                             namespace=namespace, listeners=[*listeners, *([view] if view else [])])
+                             namespace=namespace, listeners=[*listeners, *([view] if view else [])], **target_options)
     except BaseException as exc:
         if view:
             view.fail(exc)
@@ -128,6 +131,7 @@ def run_deploy(
     namespace: Optional[Dict[str, Any]] = None,
     listeners: Sequence[Listener] = (),
     registry: Optional[Registry] = None,
+    **target_options: Any,
 ) -> Union[DeployResult, Plan]:
     """The deploy itself, reporting to ``listeners``; views are the caller's business."""
     require_pipeline(nlp, "the pipeline")
@@ -136,7 +140,7 @@ def run_deploy(
         raise UserInputError(f"workers must be a whole number of at least 1, not {workers!r}", "e.g. workers=2")
     sample_texts = _check_samples(samples) if samples is not None else default_samples(nlp)
     registry = registry or Registry()
-    tgt = get_target(target, registry=registry, workers=workers)
+    tgt = get_target(target, registry=registry, workers=workers, **target_options)
     progress = Progress(tgt.stages, listeners)
     lock = registry.lock_for(name)
     try:
@@ -150,13 +154,15 @@ def run_deploy(
         with progress.stage("serialize") as stage:
             bundle = build_bundle(nlp, staging, name, namespace)
             stage.detail = f"{bundle.size_bytes / 1e6:.1f} MB, hash {bundle.hash[:12]}"
-        plan = tgt.plan(name, bundle, registry.get(name), force=force)
+        if getattr(tgt, "wants_timing", False):
+            tgt.seconds_per_text = seconds_per_text(nlp, sample_texts)
+        plan = tgt.plan(name, bundle, registry.get(name), force=force, progress=progress, dry_run=dry_run)
         if dry_run:
-            for stage_name in tgt.stages[1:]:
+            for stage_name in progress.unreported():
                 progress.skip(stage_name, "dry run")
             return plan
         if plan.noop:
-            for stage_name in tgt.stages[1:-1]:
+            for stage_name in progress.unreported()[:-1]:
                 progress.skip(stage_name, "unchanged")
             progress.message(f"{name!r} already serves this pipeline (v{plan.version}, hash {bundle.hash[:12]}): nothing to do")
             record = registry.get(name)
@@ -175,6 +181,19 @@ def run_deploy(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         lock.release()
+
+
+def seconds_per_text(nlp: Any, texts: Sequence[str], budget: float = 0.3) -> float:
+    """The kernel's time per text on ``texts`` (repeated for about ``budget`` seconds), for cost estimates."""
+    import time
+
+    done, started = 0, time.perf_counter()
+    while True:
+        for _doc in nlp.pipe(texts):
+            done += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget or done >= 2000:
+            return elapsed / max(1, done)
 
 
 def _forget_checkpoints(name: str, registry: Registry) -> None:
@@ -209,28 +228,41 @@ def _live(record: Dict[str, Any], registry: Registry) -> Deployment:
     return Deployment.from_record(record, status, detail)
 
 
-def list_deployments(registry: Optional[Registry] = None) -> List[Deployment]:
-    """Every deployment in the registry, with its live status (probed, never assumed)."""
+def list_deployments(registry: Optional[Registry] = None, aws: bool = True) -> List[Deployment]:
+    """Every deployment in the registry, with its live status (probed, never assumed); with ``aws``, also
+    the Nimbus stacks in the default AWS account/region that this machine did not deploy."""
     registry = registry or Registry()
-    return [_live(record, registry) for record in registry.all()]
+    found = [_live(record, registry) for record in registry.all()]
+    if aws:
+        from .targets.aws.discover import remote_deployments
+
+        found += remote_deployments({d.name for d in found})
+    return found
 
 
-def get_deployment(name: str, registry: Optional[Registry] = None) -> Deployment:
-    registry = registry or Registry()
+def get_record(name: str, registry: Registry) -> Dict[str, Any]:
+    """The registry record of ``name``; a Nimbus stack deployed from another machine is adopted."""
     record = registry.get(name)
+    if record is None:
+        from .targets.aws.discover import adopt
+
+        record = adopt(name, registry)
     if record is None:
         known = ", ".join(r["name"] for r in registry.all()) or "none yet"
         raise DeploymentNotFound(f"no deployment named {name!r} (deployments: {known})",
                                  "check the name with %nimbus_list, or deploy it with %nimbus_deploy")
-    return _live(record, registry)
+    return record
+
+
+def get_deployment(name: str, registry: Optional[Registry] = None) -> Deployment:
+    registry = registry or Registry()
+    return _live(get_record(name, registry), registry)
 
 
 def destroy(name: str, registry: Optional[Registry] = None) -> str:
     """Stop ``name``'s endpoint and remove everything it made; returns what was done."""
     registry = registry or Registry()
-    record = registry.get(name)
-    if record is None:
-        get_deployment(name, registry)  # raises the not-found error with the known names
+    record = get_record(name, registry)
     lock = registry.lock_for(name)
     try:
         lock.acquire(timeout=5)

@@ -33,6 +33,15 @@ class NimbusMagics(Magics):
     @argument("--workers", type=int, help="worker processes on the local target (default: the machine's cores)")
     @argument("--dry-run", action="store_true", help="print the plan and change nothing")
     @argument("--force", action="store_true", help="replace a deployment of the same name that serves another pipeline")
+    @argument("--region", help="aws: the AWS region (default: your profile's or AWS_REGION)")
+    @argument("--profile", help="aws: the AWS profile (default: the standard chain: environment, ~/.aws, SSO)")
+    @argument("--memory", type=int, metavar="MB", help="aws: Lambda memory in MB (default 2048; CPU grows with it)")
+    @argument("--arch", choices=["x86_64", "arm64"], help="aws: Lambda architecture (default x86_64)")
+    @argument("--timeout", type=int, metavar="S", help="aws: Lambda timeout in seconds (default 60)")
+    @argument("--reserved-concurrency", type=int, metavar="N", help="aws: cap the function's concurrent executions")
+    @argument("--rate", type=float, help="aws: API Gateway steady rate limit, requests/s (default 50)")
+    @argument("--burst", type=int, help="aws: API Gateway burst limit (default 100)")
+    @argument("--quota", type=int, help="aws: API Gateway requests per month (default 1000000)")
     def nimbus_deploy(self, line: str) -> Any:
         """Deploy a spaCy pipeline from this notebook and return the ``Deployment``.
 
@@ -45,7 +54,7 @@ class NimbusMagics(Magics):
         try:
             require_pipeline(nlp, f"the variable {args.pipeline!r}")
             outcome = api.deploy(nlp, name, args.target, samples=samples, workers=args.workers,
-                                 dry_run=args.dry_run, force=args.force, shell=self.shell)
+                                 dry_run=args.dry_run, force=args.force, shell=self.shell, **_target_options(args))
         except UserInputError as exc:
             raise _usage(exc)
         return None if isinstance(outcome, Plan) else outcome
@@ -128,6 +137,26 @@ class NimbusMagics(Magics):
         except UserInputError as exc:
             raise _usage(exc)
 
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    @argument("--since", default="1h", help="how far back: 90s, 15m, 1h, 2d (default 1h)")
+    @argument("--errors", action="store_true", help="only lines that report an error")
+    @argument("--limit", type=int, default=200, help="at most this many lines (default 200)")
+    def nimbus_logs(self, line: str) -> None:
+        """Recent log lines of the deployment's function (aws: CloudWatch Logs; local: the server log)."""
+        from .logs import recent_logs
+
+        args = parse_argstring(self.nimbus_logs, line)
+        try:
+            lines = recent_logs(args.name, since=args.since, errors=args.errors, limit=args.limit)
+        except UserInputError as exc:
+            raise _usage(exc)
+        if not lines:
+            print(f"no {'error ' if args.errors else ''}log lines for {args.name!r} in the last {args.since}")
+        for entry in lines:
+            print(entry.text())
+
     # -- helpers -------------------------------------------------------------------------------------
     def _variable(self, name: str, what: str) -> Any:
         if not name.isidentifier():
@@ -148,6 +177,14 @@ class NimbusMagics(Magics):
                 raise UsageError(f"--samples-from {args.samples_from}: the first items must be non-empty strings")
             return values
         return [_unquote(s) for s in args.samples] if args.samples else None
+
+
+def _target_options(args: Any) -> dict:
+    """The target options the user gave (None means: the target's default)."""
+    given = {"region": args.region, "profile": args.profile, "memory": args.memory, "arch": args.arch,
+             "timeout": args.timeout, "reserved_concurrency": args.reserved_concurrency,
+             "throttle_rate": args.rate, "throttle_burst": args.burst, "quota": args.quota}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _unquote(text: str) -> str:

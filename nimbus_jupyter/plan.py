@@ -23,6 +23,7 @@ class Plan:
     bundle: Any = None  # the staged Bundle
     current: Optional[Dict[str, Any]] = None  # the registry record before apply
     options: Dict[str, Any] = field(default_factory=dict)
+    notes: List[str] = field(default_factory=list)  # sizes against limits, cost: facts a user weighs
 
     @property
     def noop(self) -> bool:
@@ -32,7 +33,8 @@ class Plan:
         head = f"Plan for {self.name!r} on target {self.target!r}: " + (
             "nothing to do" if self.noop else f"version {self.version} will serve")
         width = max((len(c.action) for c in self.changes), default=4)
-        return "\n".join([head] + [f"  {c.action:<{width}}  {c.resource}  ({c.why})" for c in self.changes])
+        lines = [head] + [f"  {c.action:<{width}}  {c.resource}  ({c.why})" for c in self.changes]
+        return "\n".join(lines + [f"  - {note}" for note in self.notes])
 
     def __repr__(self) -> str:
         return self.text()

@@ -42,8 +42,14 @@ class Progress:
     def __init__(self, stages: Sequence[str], listeners: Sequence[Listener] = ()) -> None:
         self.stages: List[str] = list(stages)
         self.listeners = list(listeners)
+        self.reported: set = set()  # stages that have had an event
+
+    def unreported(self) -> List[str]:
+        return [s for s in self.stages if s not in self.reported]
 
     def emit(self, event: Event) -> None:
+        if isinstance(event, StageEvent):
+            self.reported.add(event.stage)
         for listener in self.listeners:
             listener(event)
 

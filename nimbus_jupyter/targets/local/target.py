@@ -5,13 +5,13 @@ import os
 import secrets
 import shutil
 import time
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 from ...errors import UserInputError
 from ...plan import CREATE, KEEP, START, UPDATE, Change, Plan
 from ...progress import Progress
 from ...registry import Registry
-from .. import STAGES
+from .. import STAGES, check_same_pipeline
 from .files import DeploymentFiles, write_json_atomic
 from .process import probe, start_server, stop_server, switch_version
 
@@ -35,7 +35,8 @@ class LocalTarget:
         return DeploymentFiles(self.registry.deployment_dir(name))
 
     # -- plan: reads only --------------------------------------------------------------------------
-    def plan(self, name: str, bundle: Any, current: Optional[Dict[str, Any]], force: bool = False) -> Plan:
+    def plan(self, name: str, bundle: Any, current: Optional[Dict[str, Any]], force: bool = False,
+             progress: Optional[Progress] = None, dry_run: bool = False) -> Plan:
         workers = self.workers or (current or {}).get("workers") or default_workers()
         max_queue = self.max_queue if self.max_queue is not None else workers
         size_mb = bundle.size_bytes / 1e6
@@ -49,7 +50,7 @@ class LocalTarget:
         if current.get("target") != self.name:
             raise UserInputError(f"{name!r} is deployed on target {current.get('target')!r}",
                                  f"destroy it first (%nimbus_destroy {name}) or choose another --name")
-        self._check_same_pipeline(name, bundle, current, force)
+        check_same_pipeline(name, bundle, current, force)
         alive = probe(self.files(name)).alive
         version = int(current["version"])
         changes = [Change(KEEP, f"API key for {name!r}", "keys survive redeploys")]
@@ -71,16 +72,6 @@ class LocalTarget:
             changes.append(Change(START, f"local server for v{version} with {workers} worker(s)",
                                   "it is not running" if not alive else f"workers {current.get('workers')} -> {workers}"))
         return Plan(name, self.name, version, changes, bundle, current, options)
-
-    def _check_same_pipeline(self, name: str, bundle: Any, current: Dict[str, Any], force: bool) -> None:
-        mine = (bundle.manifest["lang"], bundle.manifest["components"])
-        theirs = (current.get("lang"), current.get("components"))
-        if mine != theirs and not force:
-            raise UserInputError(
-                f"the name {name!r} is taken by another pipeline ({theirs[0]}: {', '.join(theirs[1]) or 'no components'}); "
-                f"this one is {mine[0]}: {', '.join(mine[1]) or 'no components'}",
-                f"choose another --name, or add --force (force=True in Python) to replace {name!r} with this pipeline",
-            )
 
     # -- apply ---------------------------------------------------------------------------------------
     def apply(self, plan: Plan, progress: Progress) -> Dict[str, Any]:
@@ -171,6 +162,19 @@ class LocalTarget:
                 return "stale", f"the server serves v{served}, the registry says v{record.get('version')}; deploy again"
             return "ready", ""
         return "dead", f"{result.detail}; run %nimbus_deploy again to restart it"
+
+    def logs(self, record: Dict[str, Any], start: float, errors: bool, limit: int) -> List[Any]:
+        """The server log's last lines. Its lines carry no times, so ``start`` only rules out a log
+        that has not changed since then."""
+        from ...logs import LogLine, is_error
+
+        log = self.files(record["name"]).log
+        if not log.exists() or log.stat().st_mtime < start:
+            return []
+        lines = [l for l in log.read_text("utf-8", "replace").splitlines() if l.strip()]
+        if errors:
+            lines = [l for l in lines if is_error(l)]
+        return [LogLine("", l) for l in lines[-limit:]]
 
     def destroy(self, record: Dict[str, Any]) -> str:
         files = self.files(record["name"])

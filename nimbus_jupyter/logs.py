@@ -1,0 +1,52 @@
+"""Recent log lines of a deployment, whatever its target: ``%nimbus_logs`` and ``nimbus_jupyter.logs``."""
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from typing import List, Optional
+
+from .errors import UserInputError
+from .registry import Registry
+
+_SINCE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+ERROR_WORDS = ("Traceback", "ERROR", "Error", "failed", "Task timed out")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    time: str  # ISO 8601 UTC, or "" when the target's log has no times
+    message: str
+
+    def text(self) -> str:
+        return f"{self.time}  {self.message}" if self.time else self.message
+
+
+def parse_since(since: str) -> float:
+    """Seconds in ``since`` ("90s", "15m", "1h", "2d")."""
+    match = _SINCE.match(str(since))
+    if not match:
+        raise UserInputError(f"--since {since!r} is not a duration", "write a number and a unit: 90s, 15m, 1h or 2d")
+    seconds = int(match.group(1)) * _UNIT[match.group(2)]
+    if seconds <= 0 or seconds > 30 * 86400:
+        raise UserInputError(f"--since {since} is out of range", "use from 1s to 30d")
+    return float(seconds)
+
+
+def is_error(message: str) -> bool:
+    return any(word in message for word in ERROR_WORDS)
+
+
+def recent_logs(name: str, since: str = "1h", errors: bool = False, limit: int = 200,
+                registry: Optional[Registry] = None) -> List[LogLine]:
+    """The deployment's log lines from the last ``since``, oldest first (only errors with ``errors``)."""
+    from .api import get_record
+    from .targets import get_target
+
+    if not isinstance(limit, int) or limit < 1:
+        raise UserInputError(f"limit must be a whole number of at least 1, not {limit!r}", "e.g. --limit 50")
+    start = time.time() - parse_since(since)
+    registry = registry or Registry()
+    record = get_record(name, registry)
+    return get_target(record["target"], registry=registry).logs(record, start, errors, limit)

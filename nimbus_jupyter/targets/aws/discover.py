@@ -1,0 +1,110 @@
+"""Nimbus stacks this machine did not deploy: found by tag in the default account/region, and adopted.
+
+So ``%nimbus_list`` shows a teammate's deployment, and ``%nimbus_status``/``%%nimbus_batch`` on its name
+work after the first look (the record, with its API key, is then in this machine's registry).
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any, Dict, List, Optional, Set
+
+from ...deployment import Deployment
+from ...registry import Registry
+from .aws_client import AwsClient, StackInfo, make_session
+from .spec import TAG_PREFIX, stack_name_for
+
+
+_CACHE: Dict[str, Any] = {}
+CACHE_SECONDS = 30.0  # the sidebar polls every 15 s; AWS is asked at most twice a minute
+
+
+def aws_configured() -> bool:
+    """Whether this machine shows any sign of AWS set-up; without one we never probe (no metadata-service waits)."""
+    import os
+    from pathlib import Path
+
+    env = ("AWS_ACCESS_KEY_ID", "AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+           "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE")
+    if any(os.environ.get(name) for name in env):
+        return True
+    files = (os.environ.get("AWS_CONFIG_FILE") or Path.home() / ".aws" / "config",
+             os.environ.get("AWS_SHARED_CREDENTIALS_FILE") or Path.home() / ".aws" / "credentials")
+    return any(Path(f).exists() for f in files)
+
+
+def default_client() -> Optional[AwsClient]:
+    """A quick client for the default session, or None when there are no credentials or no region."""
+    if not aws_configured():
+        return None
+    try:
+        session = make_session()
+        if session.get_credentials() is None or not session.region_name:
+            return None
+    except Exception:
+        return None
+    return AwsClient(session, quick=True)
+
+
+def record_from_stack(stack: StackInfo, region: str) -> Dict[str, Any]:
+    """A registry record rebuilt from the stack's tags and outputs (no local files)."""
+    return {
+        "name": stack.deployment, "target": "aws", "status": "ready",
+        "version": int(stack.tags.get(f"{TAG_PREFIX}version", "0") or 0),
+        "hash": stack.tags.get(f"{TAG_PREFIX}hash", ""), "lang": "", "components": [],
+        "url": stack.outputs.get("Url", "").rstrip("/"), "key_file": None, "region": region, "profile": None,
+        "stack_name": stack.name, "function_name": stack.outputs.get("FunctionName", ""),
+        "log_group": stack.outputs.get("LogGroupName", ""), "api_key_id": stack.outputs.get("ApiKeyId", ""),
+        "created": stack.created, "updated": stack.updated, "history": [], "adopted": True,
+    }
+
+
+def remote_deployments(known: Set[str]) -> List[Deployment]:
+    """Nimbus stacks in the default account/region whose names this registry does not hold."""
+    from .target import stack_status
+
+    cached = _CACHE.get("stacks")
+    if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
+        stacks, region = cached[1], cached[2]
+    else:
+        client = default_client()
+        if client is None:
+            return []
+        try:
+            stacks, region = client.nimbus_stacks(), client.region
+        except Exception as exc:
+            warnings.warn(f"AWS deployments not listed: {type(exc).__name__}: {str(exc)[:160]}", stacklevel=2)
+            return []
+        _CACHE["stacks"] = (time.monotonic(), stacks, region)
+    found = []
+    for stack in stacks:
+        if stack.deployment and stack.deployment not in known:
+            status, detail = stack_status(stack)
+            detail = (detail + "; " if detail else "") + "deployed from another machine"
+            found.append(Deployment.from_record(record_from_stack(stack, region), status, detail))
+    return found
+
+
+def adopt(name: str, registry: Registry) -> Optional[Dict[str, Any]]:
+    """Put the Nimbus stack named for ``name`` (default account/region) into the registry, with its key."""
+    client = default_client()
+    if client is None:
+        return None
+    try:
+        stack = client.stack(stack_name_for(name))
+    except Exception:
+        return None
+    if stack is None or stack.deployment != name:
+        return None
+    record = record_from_stack(stack, client.region)
+    key_id = record["api_key_id"]
+    if key_id:
+        from .target import write_key
+
+        try:
+            record["key_file"] = str(write_key(registry.deployment_dir(name) / "api_key", client.api_key_value(key_id)))
+        except Exception:
+            pass
+    record["updated"] = record["updated"] or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    registry.put(record)
+    return record

@@ -7,7 +7,29 @@ from typing import Iterator
 
 import pytest
 
+from aws_support import aws_environment, fake_aws_env
 from pipelines import core_pipeline, textcat_pipeline
+
+# Tests never see the developer's real AWS set-up (listings would find real stacks, deploys would cost
+# money); the `aws`-marked tests get it back through the `real_aws` fixture.
+REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_real_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    with aws_environment(fake_aws_env(tmp_path_factory.mktemp("aws"), region="")):
+        yield
+
+
+@pytest.fixture
+def real_aws() -> Iterator[None]:
+    """The developer's own AWS environment; skips when it has no credentials."""
+    with aws_environment(REAL_AWS_ENV):
+        import boto3
+
+        if boto3.Session().get_credentials() is None:
+            pytest.skip("needs real AWS credentials (aws configure, or AWS_PROFILE)")
+        yield
 
 
 def _destroy_all(home: Path) -> None:

@@ -27,7 +27,8 @@ LAMBDA_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 READY_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
 DEFAULTS: Dict[str, Any] = {"memory": 2048, "arch": "x86_64", "timeout": 60, "reserved_concurrency": None,
                             "throttle_rate": 50.0, "throttle_burst": 100, "quota": 1_000_000, "log_retention_days": 14}
-LIMIT_UNZIPPED = 250 * 1024 * 1024  # bytes, function + layers
+MB = 1024 * 1024  # AWS's "MB" in its Lambda limits
+LIMIT_UNZIPPED = 250 * MB  # bytes, function + layers
 
 
 def kernel_python() -> str:
@@ -137,7 +138,7 @@ class AwsTarget:
         python, arch = kernel_python(), self.options["arch"]
         with progress.stage("layer") as stage:
             layer = build_layer(python, arch, nimbus_home() / "cache" / "layers", on_step=progress.message)
-            stage.detail = (f"{'cached' if layer.cached else 'built'}: {layer.unzipped_bytes / 1e6:.0f} MB unzipped "
+            stage.detail = (f"{'cached' if layer.cached else 'built'}: {layer.unzipped_bytes / MB:.0f} MB unzipped "
                             f"for python{python} {arch}")
         with progress.stage("package") as stage:
             model_bytes = dir_size(bundle.path)
@@ -158,7 +159,7 @@ class AwsTarget:
                              throttle_rate=float(o["throttle_rate"]), throttle_burst=o["throttle_burst"],
                              quota_per_month=o["quota"])
             spec.write(work / "spec.json")
-            stage.detail = f"model {model_bytes / 1e6:.1f} MB {'in the function' if mode != MODEL_S3 else 'as an S3 asset'}"
+            stage.detail = f"model {model_bytes / MB:.1f} MB {'in the function' if mode != MODEL_S3 else 'as an S3 asset'}"
         with progress.stage("synthesize") as stage:
             started = time.perf_counter()
             env = {}
@@ -188,9 +189,9 @@ class AwsTarget:
         notes = [
             f"function: python{spec.python} {spec.arch}, {spec.memory_mb} MB, timeout {spec.timeout_s} s, "
             f"/tmp {spec.ephemeral_storage_mb} MB, logs kept {spec.log_retention_days} days",
-            f"layer {layer.unzipped_bytes / 1e6:.1f} MB + function {code_bytes / 1e6:.1f} MB = {total / 1e6:.1f} MB unzipped "
-            f"of Lambda's {LIMIT_UNZIPPED / 1e6:.0f} MB limit ({total / LIMIT_UNZIPPED:.0%})",
-            f"model {spec.model_size_bytes / 1e6:.1f} MB " + ("in the function package" if spec.model_mode != MODEL_S3
+            f"layer {layer.unzipped_bytes / MB:.1f} MB + function {code_bytes / MB:.1f} MB = {total / MB:.1f} MB unzipped "
+            f"of Lambda's {LIMIT_UNZIPPED / MB:.0f} MB limit ({total / LIMIT_UNZIPPED:.0%})",
+            f"model {spec.model_size_bytes / MB:.1f} MB " + ("in the function package" if spec.model_mode != MODEL_S3
                                                               else "as an S3 asset, loaded into /tmp at cold start"),
             f"API: POST /predict, GET /health, API key required; throttle {spec.throttle_rate:g} req/s, burst "
             f"{spec.throttle_burst}, quota {spec.quota_per_month if spec.quota_per_month else 'none'} a month",

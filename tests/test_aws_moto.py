@@ -1,0 +1,113 @@
+"""The aws target against moto_server, with the real CDK CLI: bootstrap, deploy, discover, destroy.
+
+As far as moto goes: it runs no Lambda code (so no smoke test or parity here) and ignores API keys,
+stages and usage plans (their properties are checked on the synthesized template instead).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, Iterator, List
+
+import boto3
+import pytest
+
+from aws_support import aws_environment, fake_aws_env, moto_server
+from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.progress import MessageEvent, Progress, ProgressEvent, StageEvent
+from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.targets import get_target
+
+pytestmark = pytest.mark.timeout(1200)
+
+
+@pytest.fixture(scope="module")
+def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    tmp = tmp_path_factory.mktemp("moto")
+    with moto_server(tmp) as url, aws_environment(fake_aws_env(tmp, endpoint=url)):
+        yield url
+
+
+@pytest.fixture(scope="module")
+def deployed(nimbus_home: Path, moto_env: str, textcat_nlp, tmp_path_factory) -> Iterator[Dict[str, Any]]:
+    registry = Registry()
+    target = get_target("aws", registry=registry, memory=1024, throttle_rate=5, throttle_burst=10)
+    events: List[Any] = []
+    progress = Progress(target.stages, [events.append])
+    bundle = build_bundle(textcat_nlp, tmp_path_factory.mktemp("b") / "bundle", "reviews")
+    plan = target.plan("reviews", bundle, None, progress=progress)
+    record = target.apply(plan, progress)
+    registry.put(record)
+    yield {"record": record, "events": events, "plan": plan, "target": target, "registry": registry}
+
+
+def test_plan_says_what_will_be_created(deployed: Dict[str, Any]) -> None:
+    plan = deployed["plan"]
+    assert plan.changes[0].action == "create" and "stack nimbus-reviews in 123456789012/us-east-1" in plan.changes[0].resource
+    kinds = " ".join(c.resource for c in plan.changes)
+    for kind in ("AWS::Lambda::Function", "AWS::Lambda::LayerVersion", "AWS::ApiGateway::RestApi", "AWS::ApiGateway::UsagePlan"):
+        assert kind in kinds
+    assert any("of Lambda's 250 MB limit" in note for note in plan.notes)
+
+
+def test_deploy_bootstraps_then_reports_cloudformation_progress(deployed: Dict[str, Any]) -> None:
+    events = deployed["events"]
+    messages = [e.text for e in events if isinstance(e, MessageEvent)]
+    assert any("bootstrapping CDK in 123456789012/us-east-1" in m for m in messages)
+    stages = [(e.stage, e.state) for e in events if isinstance(e, StageEvent)]
+    for stage in ("pre-flight", "layer", "package", "synthesize", "deploy"):
+        assert (stage, "done") in stages
+    progress = [e for e in events if isinstance(e, ProgressEvent) and e.stage == "deploy"]
+    assert progress and progress[-1].total >= 10  # resources of the stack; moto reports few events
+
+
+def test_function_layer_and_assets_exist(deployed: Dict[str, Any]) -> None:
+    import sys
+
+    record = deployed["record"]
+    function = boto3.client("lambda").get_function(FunctionName=record["function_name"])["Configuration"]
+    assert function["Runtime"] == f"python{sys.version_info.major}.{sys.version_info.minor}"
+    assert function["Handler"] == "nimbus_jupyter.runtime.lambda_entry.handler"
+    assert function["MemorySize"] == 1024
+    assert len(function["Layers"]) == 1
+    layer_arn = function["Layers"][0]["Arn"]
+    layers = boto3.client("lambda").list_layers()["Layers"]
+    assert any(layer_arn.startswith(l["LayerArn"]) for l in layers)
+    buckets = [b["Name"] for b in boto3.client("s3").list_buckets()["Buckets"]]
+    asset_bucket = next(b for b in buckets if b.startswith("cdk-hnb659fds-assets-"))
+    keys = [o["Key"] for o in boto3.client("s3").list_objects_v2(Bucket=asset_bucket)["Contents"]]
+    assert sum(k.endswith(".zip") for k in keys) >= 2  # the layer and the function code
+    stack = boto3.client("cloudformation").describe_stacks(StackName="nimbus-reviews")["Stacks"][0]
+    tags = {t["Key"]: t["Value"] for t in stack["Tags"]}
+    assert tags["nimbus:deployment"] == "reviews" and tags["nimbus:managed-by"] == "nimbus-jupyter"
+    assert record["url"].startswith("https://") and "execute-api.us-east-1.amazonaws.com" in record["url"]
+
+
+def test_list_finds_the_stack_from_another_machine(deployed: Dict[str, Any], tmp_path: Path, monkeypatch) -> None:
+    from nimbus_jupyter.api import list_deployments
+    from nimbus_jupyter.targets.aws import discover
+
+    discover._CACHE.clear()
+    monkeypatch.setenv("NIMBUS_HOME", str(tmp_path / "other-machine"))
+    found = {d.name: d for d in list_deployments()}
+    assert found["reviews"].target == "aws" and found["reviews"].status == "ready"
+    assert "deployed from another machine" in found["reviews"].detail
+
+
+def test_status_is_read_from_cloudformation(deployed: Dict[str, Any]) -> None:
+    from nimbus_jupyter.api import get_deployment
+
+    deployment = get_deployment("reviews", deployed["registry"])
+    assert deployment.status == "ready" and deployment.target == "aws"
+
+
+def test_destroy_removes_the_stack_and_says_what_is_left(deployed: Dict[str, Any]) -> None:
+    from nimbus_jupyter.api import destroy
+
+    said = destroy("reviews", deployed["registry"])
+    assert "deleted the stack nimbus-reviews" in said and "CDKToolkit" in said
+    names = [s["StackName"] for s in boto3.client("cloudformation").describe_stacks()["Stacks"]
+             if s["StackStatus"] != "DELETE_COMPLETE"]
+    assert names == ["CDKToolkit"]
+    functions = boto3.client("lambda").list_functions()["Functions"]
+    assert functions == []
+    assert deployed["registry"].get("reviews") is None

@@ -98,17 +98,17 @@ class LambdaInvokeTransport:
                    concurrency=concurrency, function_timeout=d.function_timeout)
 
     def check(self, method: str, path: str) -> Reply:
-        return self._invoke(proxy_event(method, path, None))
+        return self._invoke(proxy_event(method, path, None))[0]
 
     def request(self, method: str, path: str, body: Optional[bytes] = None) -> Reply:
         """Invoke until an answer that no retry would change, or the attempts are spent."""
         event = proxy_event(method, path, body)
         retries = throttled = 0
         for attempt in range(1, self.max_attempts + 1):
-            reply = self._invoke(event)
+            reply, retry_here = self._invoke(event)
             retries += reply.retries
             throttled += reply.throttled
-            if not self._worth_retrying(reply) or attempt == self.max_attempts:
+            if not retry_here or attempt == self.max_attempts:
                 break
             retries += 1
             from botocore.retries.standard import RetryContext
@@ -121,7 +121,8 @@ class LambdaInvokeTransport:
         self.client.close()
 
     # -- one invoke (botocore retries inside) --------------------------------------------------------
-    def _invoke(self, event: Dict[str, Any]) -> Reply:
+    def _invoke(self, event: Dict[str, Any]) -> Tuple[Reply, bool]:
+        """The answer, and whether this transport should retry it (botocore retried what it could)."""
         from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
         self._local.throttled = 0
@@ -129,7 +130,7 @@ class LambdaInvokeTransport:
         try:
             response = self.client.invoke(FunctionName=self.function_name, InvocationType="RequestResponse", Payload=payload)
         except ClientError as exc:
-            return self._refused(exc)
+            return self._refused(exc), False
         except NoCredentialsError:
             raise TransportDown(f"no AWS credentials found to invoke {self.where}",
                                 "configure them (aws configure, aws sso login, or AWS_PROFILE), or use --via http with the API key")
@@ -139,8 +140,9 @@ class LambdaInvokeTransport:
         throttled = min(retries, self._local.throttled)
         raw = response["Payload"].read()
         if response.get("FunctionError"):
-            return Reply(502, {"message": _function_error(raw, response["FunctionError"])}, retries, throttled)
-        return _unwrap(raw, retries, throttled)
+            return Reply(502, {"message": _function_error(raw, response["FunctionError"])}, retries, throttled), True
+        reply = _unwrap(raw, retries, throttled)
+        return reply, reply.status in HANDLER_RETRIABLE
 
     def _refused(self, exc: Any) -> Reply:
         error = exc.response.get("Error", {})
@@ -168,9 +170,6 @@ class LambdaInvokeTransport:
                                 "refresh them (aws sso login, aws configure) or use --via http with the API key")
         status = int(meta.get("HTTPStatusCode") or 502)
         return Reply(status if status >= 500 else 502, {"message": f"Lambda refused the invoke ({code}: {message})"}, retries)
-
-    def _worth_retrying(self, reply: Reply) -> bool:
-        return reply.status in HANDLER_RETRIABLE
 
     def _observe(self, response: Optional[Tuple[Any, Dict[str, Any]]] = None, **_: Any) -> None:
         """Counts throttles botocore met on this thread's invoke; decides nothing (returns None)."""

@@ -8,7 +8,6 @@ live status is stood in too (it is built elsewhere): its deployments read as rea
 """
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import sys

@@ -1,9 +1,11 @@
 """Score many texts through a deployment: chunked under the payload limit, concurrent, retried,
 in order, checkpointed. Every input row gets exactly one result or one error.
 
-The HTTP side is ``requests`` with urllib3's ``Retry`` (exponential backoff with jitter on 429, 5xx and
-connection errors only). A 4xx names bad input: a chunk that gets one is split in halves until the
-bad row is alone, so one bad text fails only its own row.
+Requests go through a ``Transport`` (``transport.py``): HTTP with the API key (``requests`` + urllib3
+``Retry``), or for AWS deployments direct ``lambda.invoke`` (``invoke.py``, botocore retries), the
+default there. Either retries throttling, 5xx and lost connections itself. A 4xx names bad input: a
+chunk that gets one is split in halves until the bad row is alone, so one bad text fails only its own
+row. Checkpoints do not depend on the transport: a batch interrupted over one resumes over the other.
 """
 from __future__ import annotations
 
@@ -15,17 +17,13 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
-
 from .checkpoints import CheckpointStore, chunk_key
 from .deployment import Deployment
 from .errors import EndpointError, UserInputError
 from .registry import Registry
-from .runtime.limits import API_GATEWAY_TIMEOUT_SECONDS, MAX_PAYLOAD_BYTES
+from .runtime.limits import MAX_PAYLOAD_BYTES
+from .transport import RETRIABLE, Transport, TransportDown
 
-RETRIABLE = (429, 500, 502, 503, 504)
 _REQUEST_BUDGET = MAX_PAYLOAD_BYTES - 4096  # room for the envelope around the texts
 FIELD_COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens": ["tokens"], "sents": ["sents"], "spans": ["spans"]}
 
@@ -38,6 +36,8 @@ class BatchSummary:
     retries: int
     chunks: int
     chunks_reused: int
+    throttled: int = 0  # of the retries, how many were throttles (429 / TooManyRequestsException)
+    via: str = "http"  # the transport used: "http" or "invoke"
 
     @property
     def rows_per_second(self) -> float:
@@ -45,7 +45,8 @@ class BatchSummary:
 
     def text(self) -> str:
         return (f"{self.rows:,} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s): "
-                f"{self.failed:,} failed, {self.retries:,} retries, {self.chunks_reused:,} of {self.chunks:,} chunks reused")
+                f"{self.failed:,} failed, {self.retries:,} retries" + (f" ({self.throttled:,} throttled)" if self.throttled else "")
+                + f", {self.chunks_reused:,} of {self.chunks:,} chunks reused, via {self.via}")
 
 
 @dataclass
@@ -71,11 +72,15 @@ def batch(
     retries: int = 8,
     progress: bool = True,
     registry: Optional[Registry] = None,
+    via: Optional[str] = None,
 ) -> Any:
     """Score ``texts`` (a Series, a list, or a DataFrame with ``column``) through ``deployment``.
 
     Returns a DataFrame with the input's index, the text, one column per field and an ``error``
     column ("" on success). Its ``attrs["nimbus"]`` holds the run's ``BatchSummary``.
+
+    ``via`` picks the transport: ``None`` (the deployment's default: direct Lambda invoke for AWS,
+    HTTP for local), ``"invoke"`` or ``"http"``; see ``Deployment.transport_kind`` for why.
     """
     import pandas as pd
 
@@ -85,15 +90,20 @@ def batch(
         raise UserInputError(f"concurrency must be a whole number of at least 1, not {concurrency!r}", "e.g. concurrency=4")
     index, values = _rows(texts, column)
     registry = registry or Registry()
-    target = _ready_deployment(deployment, registry)
-    probe = _preflight(target)
-    fields = _fields(fields, probe)
+    target = _ready_deployment(deployment, registry, via)
+    transport = target.transport(via, retries=retries, concurrency=max(10, concurrency or 0))
+    try:
+        probe = _preflight(target, transport)
+        fields = _fields(fields, probe)
+    except BaseException:
+        transport.close()
+        raise
     outcomes, positions = _validate(values)
     chunks = _chunks(positions, values, chunk_size)
     store = CheckpointStore(registry.home / "checkpoints.sqlite")
     store.prune()
     started = time.perf_counter()
-    runner = _Runner(target, fields, concurrency or probe["concurrency"], retries)
+    runner = _Runner(transport, fields, concurrency or probe["concurrency"])
     reused = 0
     bar = _progress_bar(len(values), target.name) if progress else None
     try:
@@ -128,7 +138,7 @@ def batch(
         if bar:
             bar.close()
     summary = BatchSummary(len(values), time.perf_counter() - started, sum(1 for o in outcomes if "error" in o),
-                           runner.retries, len(chunks), reused)
+                           runner.retries, len(chunks), reused, runner.throttled, transport.kind)
     frame = _frame(pd, index, values, outcomes, fields)
     frame.attrs["nimbus"] = summary
     return frame
@@ -214,35 +224,36 @@ def _chunks(positions: List[int], values: List[Any], chunk_size: int) -> List[_C
 
 
 # -- the deployment ---------------------------------------------------------------------------------
-def _ready_deployment(deployment: Any, registry: Registry) -> Deployment:
+def _ready_deployment(deployment: Any, registry: Registry, via: Optional[str] = None) -> Deployment:
     from .api import get_deployment
 
     name = deployment.name if isinstance(deployment, Deployment) else deployment
     if not isinstance(name, str):
         raise UserInputError(f"deployment must be a name or a Deployment, not {type(deployment).__name__}", "e.g. deployment='reviews'")
     live = get_deployment(name, registry)
+    live.transport_kind(via)  # a --via that cannot work is the user's mistake, whatever the status
     if live.status != "ready":
         raise EndpointError(f"deployment {name!r} is {live.status}: {live.detail}",
                             f"restart it with %nimbus_deploy PIPELINE --name {name}; no row was sent", where="batch")
     return live
 
 
-def _preflight(d: Deployment) -> Dict[str, Any]:
-    """One call that must work before any row is sent: health, the key, the fields on offer."""
-    session = requests.Session()
+def _preflight(d: Deployment, transport: Transport) -> Dict[str, Any]:
+    """Two calls that must work before any row is sent: health, then the OpenAPI document (which
+    needs the key over HTTP), for the fields on offer. Same checks over either transport."""
     try:
-        health = session.get(f"{d.url}/health", timeout=10).json()
-        answer = session.get(f"{d.url}/openapi.json", headers={"x-api-key": d.api_key}, timeout=10)
-    except (requests.RequestException, ValueError) as exc:
-        raise EndpointError(f"deployment {d.name!r} does not answer at {d.url} ({type(exc).__name__})",
-                            f"check it with %nimbus_status {d.name}; no row was sent", where="batch")
-    finally:
-        session.close()
-    if answer.status_code in (401, 403):
+        health = transport.check("GET", "/health").payload
+        answer = transport.check("GET", "/openapi.json")
+    except TransportDown as exc:
+        raise EndpointError(f"deployment {d.name!r} does not answer: {exc.what}",
+                            (exc.todo or f"check it with %nimbus_status {d.name}") + "; no row was sent", where="batch")
+    if answer.status in (401, 403):
         raise EndpointError(f"the endpoint of {d.name!r} refused the API key", "deploy again to refresh the key file; no row was sent", where="batch")
-    if answer.status_code != 200:
-        raise EndpointError(f"the endpoint of {d.name!r} answered {answer.status_code} to a check", f"see %nimbus_status {d.name}", where="batch")
-    spec = answer.json()
+    if answer.status != 200 or not isinstance(answer.payload, dict):
+        raise EndpointError(f"the endpoint of {d.name!r} answered {answer.status} to a check: {answer.message}",
+                            f"see %nimbus_status {d.name}; no row was sent", where="batch")
+    spec = answer.payload
+    health = health if isinstance(health, dict) else {}
     request_schema = spec.get("components", {}).get("schemas", {}).get("PredictRequest", {})
     available = request_schema.get("properties", {}).get("fields", {}).get("items", {}).get("enum", [])
     workers = (health.get("workers") or {}).get("size") or 0
@@ -264,23 +275,16 @@ def _fields(fields: Optional[Sequence[str]], probe: Dict[str, Any]) -> List[str]
 
 # -- sending ----------------------------------------------------------------------------------------
 class _Runner:
-    """Sends chunks with bounded concurrency; retries happen inside urllib3, splitting on 4xx here."""
+    """Sends chunks with bounded concurrency through a ``Transport``; retries happen inside the
+    transport (urllib3 or botocore), splitting on 4xx and the concurrency limit here."""
 
-    def __init__(self, d: Deployment, fields: List[str], concurrency: int, retries: int) -> None:
-        self.url = f"{d.url}/predict"
-        self.key = d.api_key
+    def __init__(self, transport: Transport, fields: List[str], concurrency: int) -> None:
+        self.transport = transport
         self.fields = fields
         self.concurrency = concurrency
-        # Throttling and 5xx are waited out patiently; a refused or broken connection (the server is
-        # gone) gets a few quick tries, then the batch stops sending and says how to resume.
-        self.retry = Retry(total=None, connect=3, read=3, status=retries, other=0,
-                           backoff_factor=0.1, backoff_max=10.0, backoff_jitter=0.1,
-                           status_forcelist=RETRIABLE, allowed_methods=None, raise_on_status=False,
-                           respect_retry_after_header=False)
         self.retries = 0
+        self.throttled = 0
         self.down: Optional[str] = None  # set when the endpoint stopped answering: send nothing more
-        self._local = threading.local()
-        self._sessions: List[requests.Session] = []
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="nimbus-batch")
 
@@ -306,20 +310,7 @@ class _Runner:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
-        for session in self._sessions:
-            session.close()
-
-    def _session(self) -> requests.Session:
-        session = getattr(self._local, "session", None)
-        if session is None:
-            session = requests.Session()
-            session.mount("http://", HTTPAdapter(max_retries=self.retry, pool_maxsize=2))
-            session.mount("https://", HTTPAdapter(max_retries=self.retry, pool_maxsize=2))
-            session.headers.update({"x-api-key": self.key, "Content-Type": "application/json"})
-            self._local.session = session
-            with self._lock:
-                self._sessions.append(session)
-        return session
+        self.transport.close()
 
     def _send_chunk(self, chunk: _Chunk) -> None:
         chunk.outcomes = self._send(chunk.texts, chunk)
@@ -330,41 +321,34 @@ class _Runner:
             return [{"error": f"not sent: {self.down}; run the batch again to send it"} for _ in texts]
         body = json.dumps({"texts": texts, "fields": self.fields}, ensure_ascii=False).encode("utf-8")
         try:
-            response = self._session().post(self.url, data=body, timeout=API_GATEWAY_TIMEOUT_SECONDS + 30)
-        except requests.RequestException as exc:
-            self._count(self.retry.connect or 0)
-            self.down = f"the endpoint stopped answering ({type(exc).__name__})"
+            reply = self.transport.request("POST", "/predict", body)
+        except TransportDown as exc:
+            self._count(exc.retries, 0)
+            self.down = exc.what
             chunk.complete = False
-            return [{"error": f"{self.down} after {self.retry.connect} retries"} for _ in texts]
-        history = getattr(getattr(response.raw, "retries", None), "history", ()) or ()
-        self._count(len(history))
-        chunk.retries += len(history)
-        chunk.throttled += sum(1 for h in history if h.status == 429)
-        if response.status_code == 200:
-            results = response.json().get("results", [])
+            error = exc.what + (f" after {exc.retries} retries" if exc.retries else "") + (f"; {exc.todo}" if exc.todo else "")
+            return [{"error": error} for _ in texts]
+        self._count(reply.retries, reply.throttled)
+        chunk.retries += reply.retries
+        chunk.throttled += reply.throttled
+        if reply.status == 200:
+            results = reply.payload.get("results", []) if isinstance(reply.payload, dict) else []
             if len(results) == len(texts):
                 return [{"result": r} for r in results]
             return [{"error": f"the endpoint returned {len(results)} results for {len(texts)} texts"} for _ in texts]
-        message = _message(response)
-        if response.status_code in RETRIABLE:
+        if reply.status in RETRIABLE:
             chunk.complete = False
-            return [{"error": f"gave up after {len(history)} retries: {response.status_code} {message}"} for _ in texts]
+            return [{"error": f"gave up after {reply.retries} retries: {reply.status} {reply.message}"} for _ in texts]
         if len(texts) > 1:  # bad input somewhere in here: find the row(s) by halving
             half = len(texts) // 2
             return self._send(texts[:half], chunk) + self._send(texts[half:], chunk)
-        return [{"error": f"{response.status_code}: {message}"}]
+        return [{"error": f"{reply.status}: {reply.message}"}]
 
-    def _count(self, n: int) -> None:
-        if n:
+    def _count(self, retries: int, throttled: int) -> None:
+        if retries or throttled:
             with self._lock:
-                self.retries += n
-
-
-def _message(response: requests.Response) -> str:
-    try:
-        return str(response.json().get("message", ""))[:300]
-    except ValueError:
-        return response.text[:300]
+                self.retries += retries
+                self.throttled += throttled
 
 
 # -- output -----------------------------------------------------------------------------------------

@@ -1,9 +1,17 @@
-"""``Deployment``: what a user holds after a deploy. Its repr never shows the API key."""
+"""``Deployment``: what a user holds after a deploy. Its repr never shows the API key.
+
+It also decides how requests reach the endpoint (``transport_kind``): for an AWS deployment, direct
+``lambda.invoke`` with the notebook's own AWS credentials by default, else HTTP with the API key.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
+
+from .errors import UserInputError
+
+VIAS = ("invoke", "http")
 
 
 def mask_key(key: str) -> str:
@@ -25,6 +33,11 @@ class Deployment:
     workers: int = 0
     detail: str = ""  # why a deployment is not ready, and what to do
     key_file: Optional[str] = field(default=None, repr=False)
+    # AWS only (the aws target writes them in its registry record): the Lambda function to invoke.
+    function_name: Optional[str] = field(default=None, repr=False)  # a name or an ARN
+    region: Optional[str] = field(default=None, repr=False)
+    profile: Optional[str] = field(default=None, repr=False)  # the AWS profile the deploy used
+    function_timeout: Optional[int] = field(default=None, repr=False)  # seconds (record key timeout_s)
     # Set on the object a deploy returns: what the deploy found.
     unchanged: bool = field(default=False, repr=False, compare=False)
     samples: List[str] = field(default_factory=list, repr=False, compare=False)
@@ -39,7 +52,9 @@ class Deployment:
             bundle_hash=record.get("hash", ""), lang=record.get("lang", ""),
             components=list(record.get("components", [])), created=record.get("created", ""),
             updated=record.get("updated", ""), workers=int(record.get("workers", 0)), detail=detail,
-            key_file=record.get("key_file"),
+            key_file=record.get("key_file"), function_name=record.get("function_name"),
+            region=record.get("region"), profile=record.get("profile"),
+            function_timeout=int(record["timeout_s"]) if record.get("timeout_s") else None,
         )
 
     @property
@@ -56,7 +71,50 @@ class Deployment:
     def ready(self) -> bool:
         return self.status == "ready"
 
-    def client(self) -> Any:
+    def transport_kind(self, via: Optional[str] = None) -> str:
+        """``"invoke"`` or ``"http"``: how requests reach this deployment.
+
+        AWS deployments default to direct ``lambda.invoke``: no API Gateway 29 s timeout or 10 MB
+        limit, no API Gateway price per request ($3.50 per million), no usage-plan throttle or quota
+        spent, and the notebook has AWS credentials already, since it deployed from them. Lambda's own
+        6 MB payload limit and concurrency limit still apply. ``via="http"`` goes through API Gateway
+        with the key instead (say, for a user with the key but no ``lambda:InvokeFunction``). Local
+        deployments have no Lambda function: always HTTP.
+        """
+        if via is not None and via not in VIAS:
+            raise UserInputError(f"via must be 'invoke' or 'http', not {via!r}",
+                                 "leave it out for the deployment's default (invoke on AWS, http on local)")
+        if self.target != "aws":
+            if via == "invoke":
+                raise UserInputError(
+                    f"{self.name!r} runs on the {self.target} target, which has no Lambda function to invoke",
+                    "leave out --via (or use --via http); direct invoke is for --target aws deployments")
+            return "http"
+        if via == "http":
+            return "http"
+        if not self.function_name:
+            if via == "invoke":
+                raise UserInputError(f"the registry record of {self.name!r} names no Lambda function",
+                                     f"use --via http, or deploy again: %nimbus_deploy PIPELINE --name {self.name} --target aws")
+            return "http"
+        return "invoke"
+
+    def transport(self, via: Optional[str] = None, retries: int = 8, concurrency: int = 10) -> Any:
+        """A ``Transport`` (see ``transport.py``) to this deployment, chosen by ``transport_kind``."""
+        if self.transport_kind(via) == "invoke":
+            from .invoke import LambdaInvokeTransport
+
+            return LambdaInvokeTransport.for_deployment(self, retries=retries, concurrency=concurrency)
+        from .transport import HttpTransport
+
+        return HttpTransport(self.url, self.api_key, retries=retries)
+
+    def client(self, via: Optional[str] = None) -> Any:
+        """An ``EndpointClient`` (HTTP) or ``InvokeEndpointClient``: same methods and answers."""
+        if self.transport_kind(via) == "invoke":
+            from .invoke import InvokeEndpointClient
+
+            return InvokeEndpointClient.for_deployment(self)
         from .client import EndpointClient
 
         return EndpointClient(self.url, self.api_key)

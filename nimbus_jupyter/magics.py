@@ -12,6 +12,7 @@ from IPython.core.magic_arguments import argument, magic_arguments, parse_argstr
 
 from . import api
 from .bundle import require_pipeline
+from .deployment import VIAS
 from .errors import UserInputError
 from .plan import Plan
 from .targets import TARGETS
@@ -68,6 +69,9 @@ class NimbusMagics(Magics):
     @argument("--chunk-size", type=int, default=64, help="texts per request (default 64; also capped by the 6 MB payload limit)")
     @argument("--concurrency", type=int, help="requests in flight (default: the endpoint's workers + 1)")
     @argument("--no-resume", action="store_true", help="send every chunk again instead of reusing saved ones")
+    @argument("--via", metavar="invoke|http",
+              help="how to reach an AWS deployment: invoke (the default there: lambda.invoke with your AWS credentials, "
+                   "no API Gateway limits or per-request cost) or http (API Gateway with the API key); local is always http")
     def nimbus_batch(self, line: str, cell: str) -> Any:
         """Score the texts the cell body evaluates to (a Series, a list, or a DataFrame with --column).
 
@@ -79,6 +83,8 @@ class NimbusMagics(Magics):
         from .batching import batch
 
         args = parse_argstring(self.nimbus_batch, line)
+        if args.via is not None and args.via not in VIAS:
+            raise UsageError(f"--via {args.via}: choose invoke or http (or leave it out for the deployment's default)")
         if args.out is not None and not args.out.isidentifier():
             raise UsageError(f"--out {args.out}: not a valid variable name")
         expression = cell.strip()
@@ -90,7 +96,7 @@ class NimbusMagics(Magics):
             raise UsageError('the cell body must be one Python expression that gives the texts, e.g. df["review"]')
         try:
             frame = batch(texts, args.deployment, fields=args.fields, column=args.column, chunk_size=args.chunk_size,
-                          concurrency=args.concurrency, resume=not args.no_resume)
+                          concurrency=args.concurrency, resume=not args.no_resume, via=args.via)
         except UserInputError as exc:
             raise _usage(exc)
         print(frame.attrs["nimbus"].text())

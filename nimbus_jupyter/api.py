@@ -171,7 +171,7 @@ def run_deploy(
             registry.put(record)
         deployment = Deployment.from_record(record)
         with progress.stage("smoke test") as stage:
-            answer = deployment.client().predict(sample_texts)
+            answer = deployment.client(via="http").predict(sample_texts)  # the public path: URL and key
             if str(answer.get("version")) != str(plan.version):
                 raise DeployFailed(f"the endpoint serves version {answer.get('version')}, expected {plan.version}",
                                    "deploy again; if it persists, destroy and deploy", where="smoke test")

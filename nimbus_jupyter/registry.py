@@ -30,6 +30,13 @@ def nimbus_home() -> Path:
     return _private_dir(Path(os.environ.get(HOME_ENV) or Path.home() / ".nimbus_jupyter"))
 
 
+def nimbus_cache() -> Path:
+    """Rebuildable artifacts (Lambda layers, the CDK CLI): ``$NIMBUS_CACHE``, default ``<home>/cache``."""
+    path = Path(os.environ.get("NIMBUS_CACHE") or nimbus_home() / "cache")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def _private_dir(path: Path) -> Path:
     """Create ``path`` as 0700, and tighten it if it exists with group/other access: it holds API keys."""
     path.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -16,6 +16,19 @@ REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 
 
 @pytest.fixture(scope="session", autouse=True)
+def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One cache of rebuildable artifacts (Lambda layers, the CDK CLI) for the whole session: built once."""
+    cache = Path(os.environ.get("NIMBUS_TEST_CACHE") or tmp_path_factory.mktemp("nimbus_cache"))
+    old = os.environ.get("NIMBUS_CACHE")
+    os.environ["NIMBUS_CACHE"] = str(cache)
+    yield cache
+    if old is None:
+        os.environ.pop("NIMBUS_CACHE", None)
+    else:
+        os.environ["NIMBUS_CACHE"] = old
+
+
+@pytest.fixture(scope="session", autouse=True)
 def no_real_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with aws_environment(fake_aws_env(tmp_path_factory.mktemp("aws"), region="")):
         yield

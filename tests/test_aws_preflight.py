@@ -22,10 +22,17 @@ def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
 
 
+@pytest.fixture(autouse=True)
+def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A cache of its own per test, so 'no layer was built' and 'no CLI installed' can be seen."""
+    monkeypatch.setenv("NIMBUS_CACHE", str(tmp_path / "cache"))
+
+
 def _nothing_created(home: Path, endpoint: str = "") -> None:
     assert Registry(home).all() == []
     assert not (home / "deployments").exists() or not any((home / "deployments").iterdir())
-    assert not (home / "cache" / "layers").exists() or not any((home / "cache" / "layers").iterdir())
+    layers = Path(os.environ["NIMBUS_CACHE"]) / "layers"
+    assert not layers.exists() or not any(layers.iterdir())
     if endpoint:
         stacks = boto3.client("cloudformation").describe_stacks()["Stacks"]
         assert [s["StackName"] for s in stacks] == []

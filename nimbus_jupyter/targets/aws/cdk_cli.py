@@ -25,9 +25,9 @@ Line = Callable[[str], None]
 
 
 def cache_dir() -> Path:
-    from ...registry import nimbus_home
+    from ...registry import nimbus_cache
 
-    return nimbus_home() / "cache" / "cdk-cli"
+    return nimbus_cache() / "cdk-cli"
 
 
 def node_version() -> Optional[str]:

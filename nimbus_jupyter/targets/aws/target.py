@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Optional, Tuple
 from ...errors import DeployFailed, UserInputError
 from ...plan import CREATE, KEEP, UPDATE, Change, Plan
 from ...progress import Progress, ProgressEvent
-from ...registry import Registry, nimbus_home
+from ...registry import Registry, nimbus_cache, nimbus_home
 from .. import STAGES, check_same_pipeline
 from . import cdk_cli
 from .aws_client import AwsClient, StackInfo, make_session
@@ -137,7 +137,7 @@ class AwsTarget:
 
         python, arch = kernel_python(), self.options["arch"]
         with progress.stage("layer") as stage:
-            layer = build_layer(python, arch, nimbus_home() / "cache" / "layers", on_step=progress.message)
+            layer = build_layer(python, arch, nimbus_cache() / "layers", on_step=progress.message)
             stage.detail = (f"{'cached' if layer.cached else 'built'}: {layer.unzipped_bytes / MB:.0f} MB unzipped "
                             f"for python{python} {arch}")
         with progress.stage("package") as stage:
@@ -273,7 +273,7 @@ class AwsTarget:
             "region": pre.identity.region, "account": pre.identity.account, "profile": self.profile,
             "stack_name": stack.name, "function_name": stack.outputs.get("FunctionName", ""),
             "log_group": stack.outputs.get("LogGroupName", ""), "api_key_id": stack.outputs.get("ApiKeyId", ""),
-            "options": options, "model_mode": spec.model_mode,
+            "options": options, "model_mode": spec.model_mode, "timeout_s": spec.timeout_s,
             "created": (plan.current or {}).get("created", now), "updated": now, "history": history[-20:],
         }
 

@@ -439,7 +439,10 @@ def strip_shared_objects(python_dir: Path, arch: str) -> Tuple[bool, str]:
             for path in chunk:
                 if subprocess.run([tool, "--strip-unneeded", path], capture_output=True).returncode != 0:
                     failed.append(os.path.relpath(path, python_dir))
-    note = f"{os.path.basename(tool)} failed on {len(failed)} file(s), left as they were: {failed[:5]}" if failed else ""
+    name = os.path.basename(tool)
+    note = f"{name} failed on {len(failed)} file(s), left as they were: {failed[:5]}" if failed else ""
+    if name != "strip":
+        note = "; ".join(filter(None, [f"stripped with {name} (cross-arch)", note]))
     return True, note
 
 

@@ -6,3 +6,5 @@ MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
 MAX_TEXTS_PER_REQUEST = 2_000
 # API Gateway REST integration timeout, for clients that pick a request timeout.
 API_GATEWAY_TIMEOUT_SECONDS = 29
+# Lambda's deployment limit: function code + all layers, unzipped. AWS's "250 MB" is 250 MiB.
+LAMBDA_UNZIPPED_LIMIT_BYTES = 250 * 1024 ** 2  # 262,144,000 bytes

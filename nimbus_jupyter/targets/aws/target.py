@@ -137,7 +137,8 @@ class AwsTarget:
 
         python, arch = kernel_python(), self.options["arch"]
         with progress.stage("layer") as stage:
-            layer = build_layer(python, arch, nimbus_cache() / "layers", on_step=progress.message)
+            layer = build_layer(python, arch, nimbus_cache() / "layers", langs=[bundle.manifest["lang"]],
+                                on_step=lambda step, detail: progress.message(f"layer: {step} {detail}".strip()))
             stage.detail = (f"{'cached' if layer.cached else 'built'}: {layer.unzipped_bytes / MB:.0f} MB unzipped "
                             f"for python{python} {arch}")
         with progress.stage("package") as stage:

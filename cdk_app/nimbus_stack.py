@@ -1,0 +1,141 @@
+"""``NimbusStack``: one deployment as one CloudFormation stack, built from a ``StackSpec`` (data only).
+
+Lambda function (the runtime + maybe the bundle) with the spaCy layer, the model as an S3 asset when it
+does not fit in the function, an API Gateway REST API whose every method needs the API key, a usage plan
+(throttle + monthly quota), an explicit log group with retention, and a role that can write its own logs
+and read its own model object, nothing else. ``cdk destroy`` removes all of it, logs included.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict
+
+import aws_cdk as cdk
+from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from nimbus_jupyter.errors import UserInputError
+from nimbus_jupyter.targets.aws.spec import ARCHITECTURES, HANDLER, MODEL_INLINE, MODEL_S3, StackSpec
+
+STAGE_NAME = "v1"
+ROUTES = (("POST", "predict"), ("GET", "health"), ("GET", "openapi.json"))
+INLINE_BUNDLE_DIR = "/var/task/bundle"  # build_function_code puts the bundle in the code's bundle/
+_ARCH = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.ARM_64}
+
+
+def lambda_runtime(python: str) -> lambda_.Runtime:
+    """The Lambda runtime for a Python minor version ("3.11" -> python3.11); the named constant when
+    aws-cdk-lib knows it, so CDK's own checks apply, else the same name built by hand (a newer runtime)."""
+    major, _, minor = python.partition(".")
+    if not (major.isdigit() and minor.isdigit()):
+        raise UserInputError(f"the spec's python {python!r} is not a minor version like '3.11'",
+                             "rebuild the spec from the kernel's sys.version_info", where="cdk_app")
+    named = getattr(lambda_.Runtime, f"PYTHON_{major}_{minor}", None)
+    return named if named is not None else lambda_.Runtime(f"python{major}.{minor}", lambda_.RuntimeFamily.PYTHON)
+
+
+# CloudWatch Logs' retention periods (days), in the order of aws_logs.RetentionDays' members.
+_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+                   3288, 3653)
+
+
+def retention(days: int) -> logs.RetentionDays:
+    """The RetentionDays member for ``days``; CloudWatch accepts only some periods, so name them otherwise."""
+    members = [m for m in logs.RetentionDays if m.name != "INFINITE"]
+    if days in _RETENTION_DAYS:
+        return members[_RETENTION_DAYS.index(days)]
+    raise UserInputError(f"CloudWatch Logs cannot keep logs for {days} days",
+                         f"pick one of {list(_RETENTION_DAYS)}", where="cdk_app")
+
+
+class NimbusStack(cdk.Stack):
+    """The stack for one deployment. Attributes ``function``, ``layer``, ``api``, ``api_key``,
+    ``usage_plan``, ``log_group`` and ``model`` (the S3 asset, or None inline) are there for tests."""
+
+    def __init__(self, scope: Construct, construct_id: str, spec: StackSpec, **kwargs: Any) -> None:
+        if spec.arch not in ARCHITECTURES:
+            raise UserInputError(f"architecture {spec.arch!r} is not one Lambda runs",
+                                 f"use one of {ARCHITECTURES}", where="cdk_app")
+        if spec.model_mode not in (MODEL_INLINE, MODEL_S3):
+            raise UserInputError(f"model_mode {spec.model_mode!r} is unknown", "use 'inline' or 's3'", where="cdk_app")
+        if spec.model_mode == MODEL_S3 and not spec.model_dir:
+            raise UserInputError("model_mode is 's3' but the spec has no model_dir",
+                                 "set model_dir to the bundle directory", where="cdk_app")
+        kwargs.setdefault("description", f"Nimbus for Jupyter: deployment '{spec.name}' (version {spec.version}), "
+                                         "a spaCy pipeline behind API Gateway and Lambda")
+        super().__init__(scope, construct_id, **kwargs)
+        self.spec = spec
+        runtime, arch = lambda_runtime(spec.python), _ARCH[spec.arch]
+
+        self.log_group = logs.LogGroup(self, "Logs", retention=retention(spec.log_retention_days),
+                                       removal_policy=cdk.RemovalPolicy.DESTROY)
+        # Its own role rather than AWSLambdaBasicExecutionRole: writes to its own log group only.
+        role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+                        description=f"nimbus {spec.name}: write own logs, read own model")
+        self.log_group.grant_write(role)
+
+        self.layer = lambda_.LayerVersion(
+            self, "Dependencies", code=lambda_.Code.from_asset(spec.layer_dir),
+            compatible_runtimes=[runtime], compatible_architectures=[arch],
+            description=f"spaCy and its dependencies for nimbus {spec.name} ({runtime.name}, {spec.arch})",
+            removal_policy=cdk.RemovalPolicy.DESTROY)
+
+        environment: Dict[str, str] = {"NIMBUS_DEPLOYMENT": spec.name, "NIMBUS_VERSION": str(spec.version)}
+        self.model = None
+        if spec.model_mode == MODEL_S3:
+            self.model = s3_assets.Asset(self, "Model", path=str(spec.model_dir))
+            environment.update(NIMBUS_MODEL_BUCKET=self.model.s3_bucket_name, NIMBUS_MODEL_KEY=self.model.s3_object_key)
+        else:
+            environment["NIMBUS_BUNDLE_DIR"] = INLINE_BUNDLE_DIR
+
+        self.function = lambda_.Function(
+            self, "Function", runtime=runtime, architecture=arch, handler=HANDLER,
+            code=lambda_.Code.from_asset(spec.code_dir), layers=[self.layer], role=role,
+            memory_size=spec.memory_mb, timeout=cdk.Duration.seconds(spec.timeout_s),
+            ephemeral_storage_size=cdk.Size.mebibytes(spec.ephemeral_storage_mb),
+            reserved_concurrent_executions=spec.reserved_concurrency, environment=environment,
+            log_group=self.log_group, description=f"nimbus {spec.name} v{spec.version}: spaCy pipeline endpoint")
+        if self.model is not None:
+            # GetObject on the one object: Asset.grant_read would add List*/GetBucket* on the shared
+            # bootstrap bucket, which would let the function list every other stack's assets.
+            role.add_to_policy(iam.PolicyStatement(
+                actions=["s3:GetObject"],
+                resources=[self.model.bucket.arn_for_objects(self.model.s3_object_key)]))
+
+        self._api(spec)
+        self._outputs()
+        for key, value in spec.all_tags().items():
+            cdk.Tags.of(self).add(key, value)
+
+    def _api(self, spec: StackSpec) -> None:
+        """REST API with exactly the handler's routes, each behind the API key, and a usage plan."""
+        self.api = apigw.RestApi(
+            self, "Api", rest_api_name=spec.stack_name, description=f"nimbus {spec.name}: spaCy pipeline endpoint",
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=False,  # an account-wide role this stack would not own; no access logs then
+            deploy_options=apigw.StageOptions(stage_name=STAGE_NAME))
+        integration = apigw.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False)
+        for method, path in ROUTES:
+            self.api.root.add_resource(path).add_method(method, integration, api_key_required=True)
+        self.api_key = apigw.ApiKey(self, "ApiKey", description=f"nimbus {spec.name}: the endpoint's key")
+        quota = (apigw.QuotaSettings(limit=spec.quota_per_month, period=apigw.Period.MONTH)
+                 if spec.quota_per_month is not None else None)
+        self.usage_plan = apigw.UsagePlan(
+            self, "UsagePlan", name=spec.stack_name,
+            throttle=apigw.ThrottleSettings(rate_limit=spec.throttle_rate, burst_limit=spec.throttle_burst),
+            quota=quota, api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)])
+        self.usage_plan.add_api_key(self.api_key)
+
+    def _outputs(self) -> None:
+        url = cdk.Fn.join("", ["https://", self.api.rest_api_id, ".execute-api.", cdk.Aws.REGION, ".",
+                               cdk.Aws.URL_SUFFIX, "/", self.api.deployment_stage.stage_name])
+        outputs = {"Url": url, "ApiKeyId": self.api_key.key_id, "FunctionName": self.function.function_name,
+                   "FunctionArn": self.function.function_arn, "LayerArn": self.layer.layer_version_arn,
+                   "LogGroupName": self.log_group.log_group_name}
+        if self.model is not None:
+            outputs["ModelObject"] = self.model.s3_object_url
+        for name, value in outputs.items():
+            cdk.CfnOutput(self, name, value=value)

@@ -142,9 +142,16 @@ def run(cli: str, args: Sequence[str], env: Dict[str, str], on_line: Line, where
             on_line(line)
     code = process.wait()
     if code != 0:
-        errors = [l for l in lines if "❌" in l or "Error" in l or "failed" in l.lower()] or lines[-3:]
-        raise DeployFailed(f"cdk {args[0]} failed: {_last_lines(chr(10).join(errors), 4)}", todo, where=where)
+        raise DeployFailed(f"cdk {args[0]} failed: {error_summary(lines)}", todo, where=where)
     return lines
+
+
+def error_summary(lines: Sequence[str]) -> str:
+    """The CLI's own reasons, most specific first: per-asset/stack ``fail:`` lines, then ❌ and errors."""
+    specific = [l.split(": fail: ", 1)[1] for l in lines if ": fail: " in l]
+    general = [l for l in lines if "❌" in l or "Error" in l or "failed" in l.lower()]
+    picked = list(dict.fromkeys(specific + general)) or list(lines[-3:])
+    return " | ".join(l.strip(" ‣❌") for l in picked[:3]) or "(no output)"
 
 
 def _last_lines(text: str, n: int) -> str:

@@ -225,7 +225,8 @@ class AwsTarget:
             if not pre.bootstrapped:
                 progress.message(f"bootstrapping CDK in {pre.identity.account}/{pre.identity.region} "
                                  "(once per account and region: a stack named CDKToolkit with an asset bucket)")
-                cdk_cli.bootstrap(pre.cli, pre.identity.account, pre.identity.region, env, progress.message)
+                cdk_cli.bootstrap(pre.cli, pre.identity.account, pre.identity.region, env,
+                                  lambda line: _cli_line(progress, line))
             outputs_file = Path(plan.options["work"]) / "outputs.json"
 
             def report(done: int, total: int, detail: str) -> None:
@@ -247,14 +248,17 @@ class AwsTarget:
 
     def _failed(self, exc: DeployFailed, reason: Optional[str], stack: str, existed: bool, client: AwsClient) -> DeployFailed:
         """Say CloudFormation's reason; a new stack that failed is deleted so nothing is left half made."""
-        what = f"CloudFormation could not {'update' if existed else 'create'} {stack}: {reason or exc.what}"
         if existed:
-            return DeployFailed(what, "CloudFormation rolled the stack back: the previous version still serves. "
-                                      "Fix the cause and deploy again", where="deploy")
+            return DeployFailed(f"CloudFormation could not update {stack}: {reason or exc.what}",
+                                "CloudFormation rolled the stack back: the previous version still serves. "
+                                "Fix the cause and deploy again", where="deploy")
         left = client.stack(stack)
-        if left is not None and left.status != "DELETE_COMPLETE":
-            client.delete_stack(stack)
-        return DeployFailed(what, "the stack was rolled back and deleted; fix the cause and deploy again", where="deploy")
+        if left is None or left.status == "DELETE_COMPLETE":
+            return DeployFailed(f"the deploy stopped before CloudFormation created {stack}: {reason or exc.what}",
+                                "nothing was created; fix the cause and deploy again", where="deploy")
+        client.delete_stack(stack)
+        return DeployFailed(f"CloudFormation could not create {stack}: {reason or exc.what}",
+                            "the stack was rolled back and deleted; fix the cause and deploy again", where="deploy")
 
     def _record(self, plan: Plan, stack: StackInfo, pre: Any) -> Dict[str, Any]:
         spec: StackSpec = plan.options["spec"]
@@ -353,6 +357,6 @@ def stack_status(stack: Optional[StackInfo]) -> Tuple[str, str]:
 
 def _cli_line(progress: Progress, line: str) -> None:
     """Forward the CLI's lines that a user wants to see (asset uploads, bootstrap, errors); drop the noise."""
-    keep = ("Publishing", "Published", "bootstrapped", "❌", "Error", "failed")
+    keep = ("Publishing", "Published", "Bootstrapping", "bootstrapped", "❌", "Error", "failed")
     if any(k in line for k in keep):
         progress.message(line.strip())

@@ -1,7 +1,10 @@
 """Deployment targets: where an endpoint runs. ``local`` (the default, no account needed) and ``aws``.
 
 Every target has ``plan`` (reads; returns a ``Plan``), ``apply`` (carries it out, reporting progress),
-``live_status``, and ``destroy``.
+``live_status``, ``destroy`` and ``logs``; for operating what is deployed (``nimbus_jupyter.operate``):
+``metrics(record) -> (last_hour, last_day, cost_usd_or_None, cost_detail)``, ``history(record) ->
+[VersionInfo]``, ``rollback(record, to_version) -> (new_record, RollbackResult)`` and
+``follow_logs(record, start, errors) -> Iterator[LogLine]``.
 """
 from __future__ import annotations
 

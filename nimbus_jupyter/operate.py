@@ -1,0 +1,73 @@
+"""What operating a deployment shows: health, traffic, latency, cost, versions. Data only.
+
+Targets fill these from where the truth is (the local server's own counters; CloudWatch on AWS); the
+magics, the status widget and the sidebar render them. No logic of a target lives here.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
+
+
+@dataclass
+class WindowStats:
+    """Traffic over one window (the last hour, the last day)."""
+
+    window: str  # "1h" | "24h"
+    requests: int = 0
+    errors: int = 0  # 5xx answers and function errors (not the caller's 4xx)
+    client_errors: int = 0  # 4xx answers other than throttling
+    throttled: int = 0  # 429 answers (local: saturated; AWS: Lambda or API Gateway throttles)
+    p50_ms: Optional[float] = None
+    p99_ms: Optional[float] = None
+    cold_starts: Optional[int] = None  # AWS only; None where it does not apply
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass
+class StatusReport:
+    name: str
+    target: str
+    version: int
+    health: str  # "ok" (the endpoint answered its /health) | "down" | "unknown"
+    health_detail: str = ""
+    health_ms: Optional[float] = None  # how long the probe took
+    last_hour: Optional[WindowStats] = None
+    last_day: Optional[WindowStats] = None
+    cost_this_month_usd: Optional[float] = None  # None: not applicable (local) or not known
+    cost_detail: str = ""  # how the cost was computed, or why there is none
+    checked_at: str = ""  # ISO 8601 UTC
+    url: str = ""
+
+    def to_dict(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VersionInfo:
+    """One deployed version, for %nimbus_history and rollback."""
+
+    version: int
+    created: str
+    by: str  # the local user, or the AWS identity (ARN) that deployed it
+    hash: str
+    components: List[str] = field(default_factory=list)
+    serving: bool = False
+    available: bool = True  # can it be rolled back to (its bundle or Lambda version still exists)?
+
+
+@dataclass
+class RollbackResult:
+    name: str
+    target: str
+    from_version: int
+    to_version: int
+    seconds: float
+    how: str  # e.g. "switched the local server's workers" / "moved the Lambda alias 'live'"
+
+    def text(self) -> str:
+        return (f"rolled {self.name!r} back from v{self.from_version} to v{self.to_version} in {self.seconds:.1f} s "
+                f"({self.how})")

@@ -106,8 +106,9 @@ def _check(python: str, arch: str) -> None:
         raise UserInputError(f"Python version {python!r} is not of the form 3.X", "pass the runtime's minor version, e.g. '3.11'", WHERE)
 
 
-def layer_requirements(python: str, arch: str) -> List[str]:
-    """spaCy and its runtime dependency closure, pinned to the kernel's installed versions (``name==version``).
+def layer_requirements(python: str, arch: str, extra: Sequence[str] = ()) -> List[str]:
+    """spaCy (and the ``extra`` distributions the pipeline's code needs) with their runtime dependency
+    closure, pinned to the kernel's installed versions (``name==version``).
 
     Markers are evaluated for Linux, ``arch`` and ``python``; extras are not followed. A dependency the
     target needs but the kernel lacks (another Python's backport) is kept with its specifier unpinned.
@@ -115,7 +116,7 @@ def layer_requirements(python: str, arch: str) -> List[str]:
     _check(python, arch)
     env = _marker_env(python, arch)
     pins: Dict[str, str] = {}
-    todo = [Requirement("spacy")]
+    todo = [Requirement("spacy")] + [Requirement(name) for name in extra]
     while todo:
         req = todo.pop()
         name = canonicalize_name(req.name)

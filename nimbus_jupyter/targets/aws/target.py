@@ -132,12 +132,14 @@ class AwsTarget:
         return work
 
     def _artifacts(self, name: str, version: int, bundle: Any, work: Path, progress: Progress) -> Tuple[Any, StackSpec, Path]:
-        from .layer import build_layer
+        from .layer import build_layer, layer_requirements
         from .package import build_function_code, choose_model_mode, dir_size
+        from .requirements import extra_distributions
 
         python, arch = kernel_python(), self.options["arch"]
         with progress.stage("layer") as stage:
-            layer = build_layer(python, arch, nimbus_cache() / "layers", langs=[bundle.manifest["lang"]],
+            pins = layer_requirements(python, arch, extra=extra_distributions(bundle))
+            layer = build_layer(python, arch, nimbus_cache() / "layers", pins=pins, langs=[bundle.manifest["lang"]],
                                 on_step=lambda step, detail: progress.message(f"layer: {step} {detail}".strip()))
             stage.detail = (f"{'cached' if layer.cached else 'built'}: {layer.unzipped_bytes / MB:.0f} MB unzipped "
                             f"for python{python} {arch}")

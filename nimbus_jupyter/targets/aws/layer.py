@@ -32,6 +32,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from ...errors import UserInputError
+from .package import dir_size
 from .spec import ARCHITECTURES
 
 BUILDER_VERSION = "3"  # bump when the steps below change what a layer holds: old cache entries then miss
@@ -191,7 +192,7 @@ def _build(work: Path, pins: Sequence[str], python: str, arch: str, langs: Optio
     notes: List[str] = []
     step("download", f"{len(pins)} packages for Python {python} on {arch}")
     _pip_install(target, pins, python, arch)
-    raw = dir_bytes(target)
+    raw = dir_size(target)
     step("trim", "tests, sources, headers" + (f", languages other than {', '.join(langs)}" if langs else ""))
     trim(target)
     imported = imported_by_spacy()
@@ -200,11 +201,11 @@ def _build(work: Path, pins: Sequence[str], python: str, arch: str, langs: Optio
             trim_languages(target, langs, imported)
         else:
             notes.append("kept every spaCy language: could not measure which ones `import spacy` imports")
-    trimmed = dir_bytes(target)
+    trimmed = dir_size(target)
     step("strip", "the packages' own shared objects")
     stripped, note = strip_shared_objects(target, arch)
     notes += [note] if note else []
-    stripped_bytes = dir_bytes(target)
+    stripped_bytes = dir_size(target)
     compiled = False
     if python == _kernel_python():
         step("compile", "unchecked-hash .pyc")
@@ -221,7 +222,7 @@ def _from_meta(path: Path, cached: bool, seconds: float) -> LayerBuild:
     meta = json.loads((path / META_FILE).read_text("utf-8"))
     return LayerBuild(path=path, key=meta["key"], cached=cached, python=meta["python"], arch=meta["arch"], langs=meta["langs"],
                       pins=meta["pins"], raw_bytes=meta["raw_bytes"], trimmed_bytes=meta["trimmed_bytes"],
-                      stripped_bytes=meta["stripped_bytes"], unzipped_bytes=dir_bytes(path), seconds=seconds,
+                      stripped_bytes=meta["stripped_bytes"], unzipped_bytes=dir_size(path), seconds=seconds,
                       build_seconds=meta["build_seconds"], stripped=meta["stripped"], compiled=meta["compiled"],
                       notes=meta["notes"])
 
@@ -337,17 +338,6 @@ def _shorten(versions: str, keep: int = 6) -> str:
 
 
 # ---------------------------------------------------------------- trim, strip, compile
-
-def dir_bytes(path: Path) -> int:
-    """Apparent size of every regular file below ``path``: what Lambda counts when it unzips."""
-    total = 0
-    for root, _dirs, files in os.walk(path):
-        for name in files:
-            full = os.path.join(root, name)
-            if not os.path.islink(full):
-                total += os.path.getsize(full)
-    return total
-
 
 def trim(python_dir: Path) -> List[Path]:
     """Delete test suites, ``__pycache__``, Cython/C sources, headers, stubs and static libraries.

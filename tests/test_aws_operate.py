@@ -302,3 +302,23 @@ def test_follow_logs_with_errors_keeps_only_failures(function, log_group) -> Non
     first = next(lines)
     lines.close()
     assert first.message.startswith("[ERROR] ValueError: boom")
+
+
+# --------------------------------------------------------------------------- the alarm option
+
+
+def test_alarm_email_is_checked_and_reaches_the_options(nimbus_home: Path) -> None:
+    from nimbus_jupyter.magics import _target_options
+
+    assert get_target("aws", registry=Registry(), alarm_email="ops@example.com").options["alarm_email"] == "ops@example.com"
+    assert get_target("aws", registry=Registry()).options["alarm_email"] is None
+    for bad in ("ops", "ops@example", "a@b.c, d@e.f", "@example.com"):
+        with pytest.raises(UserInputError) as caught:
+            get_target("aws", registry=Registry(), alarm_email=bad)
+        assert "does not look like an email address" in caught.value.what and "--alarm-email" in caught.value.todo
+
+    class Args:  # what magic_arguments gives for `--alarm-email ops@example.com` and nothing else
+        region = profile = memory = arch = timeout = reserved_concurrency = rate = burst = quota = None
+        alarm_email = "ops@example.com"
+
+    assert _target_options(Args()) == {"alarm_email": "ops@example.com"}

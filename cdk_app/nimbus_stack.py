@@ -4,6 +4,10 @@ Lambda function (the runtime + maybe the bundle) with the spaCy layer, the model
 does not fit in the function, an API Gateway REST API whose every method needs the API key, a usage plan
 (throttle + monthly quota), an explicit log group with retention, and a role that can write its own logs
 and read its own model object, nothing else. ``cdk destroy`` removes all of it, logs included.
+
+Each deploy publishes a Lambda version (kept: RETAIN) and points the alias ``live`` at it; API Gateway
+and direct invokes call the alias, so a rollback moves the alias back to an older version with no
+redeploy. With ``alarm_email``, a CloudWatch alarm on the alias's errors emails through an SNS topic.
 """
 from __future__ import annotations
 
@@ -11,14 +15,18 @@ from typing import Any, Dict
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3_assets as s3_assets
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
 from nimbus_jupyter.errors import UserInputError
-from nimbus_jupyter.targets.aws.spec import ARCHITECTURES, HANDLER, MODEL_INLINE, MODEL_S3, StackSpec
+from nimbus_jupyter.targets.aws.spec import ALIAS_NAME, ARCHITECTURES, HANDLER, MODEL_INLINE, MODEL_S3, StackSpec
 
 STAGE_NAME = "v1"
 ROUTES = (("POST", "predict"), ("GET", "health"), ("GET", "openapi.json"))
@@ -52,8 +60,9 @@ def retention(days: int) -> logs.RetentionDays:
 
 
 class NimbusStack(cdk.Stack):
-    """The stack for one deployment. Attributes ``function``, ``layer``, ``api``, ``api_key``,
-    ``usage_plan``, ``log_group`` and ``model`` (the S3 asset, or None inline) are there for tests."""
+    """The stack for one deployment. Attributes ``function``, ``version``, ``alias``, ``layer``, ``api``,
+    ``api_key``, ``usage_plan``, ``log_group``, ``model`` (the S3 asset, or None inline) and ``alarm`` /
+    ``alarm_topic`` (None without ``alarm_email``) are there for tests."""
 
     def __init__(self, scope: Construct, construct_id: str, spec: StackSpec, **kwargs: Any) -> None:
         if spec.arch not in ARCHITECTURES:
@@ -97,7 +106,15 @@ class NimbusStack(cdk.Stack):
             memory_size=spec.memory_mb, timeout=cdk.Duration.seconds(spec.timeout_s),
             ephemeral_storage_size=cdk.Size.mebibytes(spec.ephemeral_storage_mb),
             reserved_concurrent_executions=spec.reserved_concurrency, environment=environment,
-            log_group=self.log_group, description=f"nimbus {spec.name} v{spec.version}: spaCy pipeline endpoint")
+            log_group=self.log_group, description=f"nimbus {spec.name} v{spec.version}: spaCy pipeline endpoint",
+            # current_version's logical id follows the function's whole configuration (code, memory, env
+            # with NIMBUS_VERSION), so every deploy publishes a new version; RETAIN keeps the old ones
+            # when CloudFormation replaces it, which is what rollback moves the alias back to.
+            current_version_options=lambda_.VersionOptions(description=spec.version_description,
+                                                           removal_policy=cdk.RemovalPolicy.RETAIN))
+        self.version = self.function.current_version
+        self.alias = lambda_.Alias(self, "Live", alias_name=ALIAS_NAME, version=self.version,
+                                   description=f"nimbus {spec.name}: the version that serves")
         if self.model is not None:
             # GetObject on the one object: Asset.grant_read would add List*/GetBucket* on the shared
             # bootstrap bucket, which would let the function list every other stack's assets.
@@ -106,6 +123,7 @@ class NimbusStack(cdk.Stack):
                 resources=[self.model.bucket.arn_for_objects(self.model.s3_object_key)]))
 
         self._api(spec)
+        self._alarm(spec)
         self._outputs()
         for key, value in spec.all_tags().items():
             cdk.Tags.of(self).add(key, value)
@@ -117,7 +135,8 @@ class NimbusStack(cdk.Stack):
             endpoint_types=[apigw.EndpointType.REGIONAL],
             cloud_watch_role=False,  # an account-wide role this stack would not own; no access logs then
             deploy_options=apigw.StageOptions(stage_name=STAGE_NAME))
-        integration = apigw.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False)
+        # The alias, not $LATEST: the integration URI and the invoke permissions name it.
+        integration = apigw.LambdaIntegration(self.alias, proxy=True, allow_test_invoke=False)
         for method, path in ROUTES:
             self.api.root.add_resource(path).add_method(method, integration, api_key_required=True)
         self.api_key = apigw.ApiKey(self, "ApiKey", description=f"nimbus {spec.name}: the endpoint's key")
@@ -129,11 +148,29 @@ class NimbusStack(cdk.Stack):
             quota=quota, api_stages=[apigw.UsagePlanPerApiStage(api=self.api, stage=self.api.deployment_stage)])
         self.usage_plan.add_api_key(self.api_key)
 
+    def _alarm(self, spec: StackSpec) -> None:
+        """Errors of the alias at or above the threshold in the period email ``alarm_email`` (SNS)."""
+        self.alarm_topic = self.alarm = None
+        if not spec.alarm_email:
+            return
+        self.alarm_topic = sns.Topic(self, "AlarmTopic", display_name=f"nimbus {spec.name} alarm")
+        self.alarm_topic.add_subscription(subscriptions.EmailSubscription(spec.alarm_email))
+        period = cdk.Duration.minutes(spec.alarm_period_minutes)
+        self.alarm = cloudwatch.Alarm(
+            self, "ErrorsAlarm", metric=self.alias.metric_errors(period=period, statistic="Sum"),
+            threshold=spec.alarm_errors, evaluation_periods=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description=(f"nimbus {spec.name}: {spec.alarm_errors} or more function errors in "
+                               f"{spec.alarm_period_minutes} minutes; see %nimbus_logs {spec.name} --errors"))
+        self.alarm.add_alarm_action(cw_actions.SnsAction(self.alarm_topic))
+
     def _outputs(self) -> None:
         url = cdk.Fn.join("", ["https://", self.api.rest_api_id, ".execute-api.", cdk.Aws.REGION, ".",
                                cdk.Aws.URL_SUFFIX, "/", self.api.deployment_stage.stage_name])
         outputs = {"Url": url, "ApiKeyId": self.api_key.key_id, "FunctionName": self.function.function_name,
-                   "FunctionArn": self.function.function_arn, "LayerArn": self.layer.layer_version_arn,
+                   "FunctionArn": self.function.function_arn, "AliasName": ALIAS_NAME,
+                   "AliasArn": self.alias.function_arn, "LayerArn": self.layer.layer_version_arn,
                    "LogGroupName": self.log_group.log_group_name}
         if self.model is not None:
             outputs["ModelObject"] = self.model.s3_object_url

@@ -164,7 +164,7 @@ class LambdaInvokeTransport:
             raise TransportDown(
                 f"your AWS credentials may not invoke {self.function_name!r} ({code}: {message})",
                 f"grant lambda:InvokeFunction on the function's ARN (arn:aws:lambda:{self.region}:ACCOUNT:function:"
-                f"{self.function_name.split(':')[-1]}) to your IAM user or role, or use --via http with the API key")
+                f"{self.function_name.split('function:')[-1]}) to your IAM user or role, or use --via http with the API key")
         if code in CREDENTIAL_CODES:
             raise TransportDown(f"AWS refused your credentials ({code}: {message})",
                                 "refresh them (aws sso login, aws configure) or use --via http with the API key")

@@ -43,6 +43,7 @@ class NimbusMagics(Magics):
     @argument("--rate", type=float, help="aws: API Gateway steady rate limit, requests/s (default 50)")
     @argument("--burst", type=int, help="aws: API Gateway burst limit (default 100)")
     @argument("--quota", type=int, help="aws: API Gateway requests per month (default 1000000)")
+    @argument("--alarm-email", metavar="ADDRESS", help="aws: email this address (SNS) when the function errs 5+ times in 5 min")
     def nimbus_deploy(self, line: str) -> Any:
         """Deploy a spaCy pipeline from this notebook and return the ``Deployment``.
 
@@ -189,7 +190,8 @@ def _target_options(args: Any) -> dict:
     """The target options the user gave (None means: the target's default)."""
     given = {"region": args.region, "profile": args.profile, "memory": args.memory, "arch": args.arch,
              "timeout": args.timeout, "reserved_concurrency": args.reserved_concurrency,
-             "throttle_rate": args.rate, "throttle_burst": args.burst, "quota": args.quota}
+             "throttle_rate": args.rate, "throttle_burst": args.burst, "quota": args.quota,
+             "alarm_email": args.alarm_email}
     return {k: v for k, v in given.items() if v is not None}
 
 

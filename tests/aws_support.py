@@ -30,7 +30,8 @@ def moto_server(log_dir: Path) -> Iterator[str]:
     """A moto_server process bound to 127.0.0.1; yields its endpoint URL (with ``localhost``)."""
     port = free_port()
     log = open(log_dir / "moto.log", "wb")
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+    # moto.server plus the CloudFormation Lambda alias/version support it lacks (see moto_plus.py)
+    process = subprocess.Popen([sys.executable, str(Path(__file__).with_name("moto_plus.py")), "-H", "127.0.0.1", "-p", str(port)],
                                stdout=log, stderr=subprocess.STDOUT)
     url = f"http://localhost:{port}"
     try:

@@ -38,7 +38,7 @@ class StandIn:
         self.faults: Dict[str, Any] = {}
         self.stats: Dict[str, Any] = {"invokes": 0, "predict": 0, "throttled": 0, "unhandled": 0, "too_large": 0,
                                       "not_found": 0, "denied": 0, "unsigned": 0, "transport_headers": [],
-                                      "request_ids": []}
+                                      "request_ids": [], "qualifiers": []}
         self.lock = threading.Lock()  # one execution environment: one event at a time
         self.stats_lock = threading.Lock()
 
@@ -122,7 +122,9 @@ def make_server(standin: StandIn, port: int = 0) -> ThreadingHTTPServer:
                 self._send(404, {}, b'{"message": "unknown route"}')
                 return
             name = unquote(path[len(PREFIX):-len(SUFFIX)])
-            name = name.split("function:")[-1].split(":")[0]  # an ARN or a name, maybe with a qualifier
+            name, _, qualifier = name.split("function:")[-1].partition(":")  # an ARN or a name, maybe with a qualifier
+            with standin.stats_lock:
+                standin.stats["qualifiers"].append(qualifier or "$LATEST")
             self._send(*standin.invoke(name, self.headers, body))
 
         def _send(self, status: int, headers: Dict[str, str], body: bytes) -> None:

@@ -101,6 +101,41 @@ def test_status_is_read_from_cloudformation(deployed: Dict[str, Any]) -> None:
     assert deployment.status == "ready" and deployment.target == "aws"
 
 
+def test_the_record_invokes_the_alias_live_on_a_described_version(deployed: Dict[str, Any]) -> None:
+    record = deployed["record"]
+    function = record["lambda_function"]
+    assert record["function_name"] == f"{function}:live" and record["alias_name"] == "live"
+    alias = boto3.client("lambda").get_alias(FunctionName=function, Name="live")
+    assert record["alias_arn"] == alias["AliasArn"] and record["lambda_version"] == alias["FunctionVersion"]
+    versions = boto3.client("lambda").list_versions_by_function(FunctionName=function)["Versions"]
+    described = {v["Version"]: v["Description"] for v in versions}
+    assert described[alias["FunctionVersion"]] == f"nimbus v1 hash {record['hash']}"
+    (only,) = deployed["target"].history(record)
+    assert (only.version, only.serving, only.available, only.by) == (1, True, True, "arn:aws:sts::123456789012:user/moto")
+
+
+def test_rollback_moves_the_deployed_alias_back_to_the_stacks_version(deployed: Dict[str, Any]) -> None:
+    """moto's CloudFormation cannot update a CDK stack (its update_stack fails on the BootstrapVersion
+    parameter), so v2 is published and made live the way the next deploy's stack update would: a
+    version described 'nimbus v2 hash ...' and the alias moved to it. Rollback then goes back to the
+    version the real deploy published, with one Lambda call."""
+    target, record = deployed["target"], deployed["record"]
+    lam, function = boto3.client("lambda"), record["lambda_function"]
+    lam.update_function_configuration(FunctionName=function, Environment={"Variables": {"NIMBUS_VERSION": "2"}})
+    v2 = lam.publish_version(FunctionName=function, Description=f"nimbus v2 hash {'e' * 64}")["Version"]
+    lam.update_alias(FunctionName=function, Name="live", FunctionVersion=v2)
+    history = record["history"] + [{"version": 2, "hash": "e" * 64, "created": "2026-11-30T00:00:00Z",
+                                    "components": [], "by": "arn:aws:sts::123456789012:user/moto", "lambda_version": v2}]
+    current = {**record, "version": 2, "hash": "e" * 64, "lambda_version": v2, "history": history}
+
+    back, result = target.rollback(current)
+    assert (result.from_version, result.to_version) == (2, 1)
+    assert result.how.startswith(f"moved the Lambda alias 'live' from version {v2} to {record['lambda_version']}; no redeploy")
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == record["lambda_version"]
+    assert back["version"] == 1 and back["hash"] == record["hash"]
+    assert [(v.version, v.serving, v.available) for v in target.history(back)] == [(1, True, True), (2, False, True)]
+
+
 def test_destroy_removes_the_stack_and_says_what_is_left(deployed: Dict[str, Any]) -> None:
     from nimbus_jupyter.api import destroy
 

@@ -191,6 +191,21 @@ def test_bad_rows_get_their_own_errors(lam):
     assert df.error[3].startswith("413: ") and "max_length" in df.error[3]
 
 
+def test_a_record_naming_the_alias_invokes_the_alias(lam):
+    """The aws target records ``function_name`` as ``<function>:live``: direct invokes reach the
+    alias, so a rollback (which moves the alias) moves batch traffic too."""
+    registry = Registry()
+    registry.put({**aws_record("aliased-aws", lam.bundle_hash, f"{FUNCTION}:live"), "alias_name": "live"})
+    try:
+        before = len(lam.stats()["qualifiers"])
+        df = nj.batch(reviews(20, seed=9), "aliased-aws", chunk_size=10, progress=False)
+        assert (df.error == "").all() and df.attrs["nimbus"].via == "invoke"
+        called = lam.stats()["qualifiers"][before:]
+        assert set(called) == {"live"} and len(called) >= 2  # the 2 chunks, and any check before them
+    finally:
+        registry.remove("aliased-aws")
+
+
 def test_a_missing_function_fails_before_any_row_with_what_to_do(lam):
     before = lam.stats()["predict"]
     with pytest.raises(EndpointError) as caught:

@@ -51,9 +51,11 @@ def _spec(root: Path, inline: bool) -> StackSpec:
                      throttle_rate=10.0, throttle_burst=15, quota_per_month=None, tags={"team": "nlp"})
 
 
-def _synth(tmp_path_factory: pytest.TempPathFactory, inline: bool) -> Any:
+def _synth(tmp_path_factory: pytest.TempPathFactory, inline: bool, **changes: Any) -> Any:
     root = tmp_path_factory.mktemp("inline" if inline else "s3")
     spec = _spec(root, inline)
+    for key, value in changes.items():
+        setattr(spec, key, value)
     app_module = import_cdk_app()
     _, stack = app_module.build(App(outdir=str(root / "cdk.out")), spec)
     template = Template.from_stack(stack)
@@ -68,6 +70,12 @@ def inline(tmp_path_factory):
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
     return _synth(tmp_path_factory, inline=False)
+
+
+@pytest.fixture(scope="module")
+def alarmed(tmp_path_factory):
+    """The inline deployment with an alarm: 3 errors in 10 minutes email ops@example.com."""
+    return _synth(tmp_path_factory, inline=True, alarm_email="ops@example.com", alarm_errors=3, alarm_period_minutes=10)
 
 
 def _one(raw: Dict[str, Any], kind: str) -> tuple:
@@ -203,11 +211,86 @@ def test_usage_plan_without_quota_when_the_spec_has_none(s3):
     template.resource_count_is("AWS::ApiGateway::UsagePlanKey", 1)
 
 
+# --------------------------------------------------------------------------- versions, the alias, the alarm
+
+
+def test_each_deploy_publishes_a_retained_version_described_by_nimbus_version_and_hash(inline, s3):
+    for _, template, raw in (inline, s3):
+        template.resource_count_is("AWS::Lambda::Version", 1)
+        function_id, _ = _one(raw, "AWS::Lambda::Function")
+        template.has_resource("AWS::Lambda::Version", {
+            "Properties": {"FunctionName": {"Ref": function_id}, "Description": "nimbus v3 hash " + "ab" * 32},
+            "DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"})
+
+
+def test_the_version_logical_id_changes_with_the_bundle(tmp_path_factory, inline):
+    """A new logical id is what makes CloudFormation publish a new version (and retain the old one)."""
+    _, _, other = _synth(tmp_path_factory, inline=True, bundle_hash="cd" * 32, version=4)
+    old_id, _ = _one(inline[2], "AWS::Lambda::Version")
+    new_id, new = _one(other, "AWS::Lambda::Version")
+    assert old_id != new_id and new["Properties"]["Description"] == "nimbus v4 hash " + "cd" * 32
+
+
+def test_alias_live_points_at_the_published_version(inline):
+    _, template, raw = inline
+    version_id, _ = _one(raw, "AWS::Lambda::Version")
+    function_id, _ = _one(raw, "AWS::Lambda::Function")
+    template.resource_count_is("AWS::Lambda::Alias", 1)
+    template.has_resource_properties("AWS::Lambda::Alias", {
+        "Name": "live", "FunctionName": {"Ref": function_id}, "FunctionVersion": {"Fn::GetAtt": [version_id, "Version"]}})
+
+
+def test_api_methods_and_their_invoke_permissions_target_the_alias_not_latest(inline, s3):
+    for _, _, raw in (inline, s3):
+        alias_id, _ = _one(raw, "AWS::Lambda::Alias")
+        methods = [r["Properties"] for r in raw["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
+        for method in methods:
+            uri = method["Integration"]["Uri"]["Fn::Join"][1]
+            assert {"Ref": alias_id} in uri, uri  # .../functions/<alias ARN>/invocations
+            assert not any("Function" in json.dumps(part) for part in uri), uri
+        permissions = [r["Properties"] for r in raw["Resources"].values() if r["Type"] == "AWS::Lambda::Permission"]
+        assert len(permissions) == 3
+        assert all(p["FunctionName"] == {"Ref": alias_id} and p["Principal"] == "apigateway.amazonaws.com"
+                   for p in permissions)
+
+
+def test_no_alarm_and_no_topic_without_an_email(inline, s3):
+    for stack, template, _ in (inline, s3):
+        for kind in ("AWS::CloudWatch::Alarm", "AWS::SNS::Topic", "AWS::SNS::Subscription"):
+            template.resource_count_is(kind, 0)
+        assert stack.alarm is None and stack.alarm_topic is None
+
+
+def test_alarm_on_the_alias_errors_emails_through_sns(alarmed):
+    _, template, raw = alarmed
+    topic_id, topic = _one(raw, "AWS::SNS::Topic")
+    function_id, _ = _one(raw, "AWS::Lambda::Function")
+    template.has_resource_properties("AWS::SNS::Subscription", {
+        "Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": topic_id}})
+    template.has_resource_properties("AWS::CloudWatch::Alarm", {
+        "Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum", "Period": 600, "EvaluationPeriods": 1,
+        "Threshold": 3, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
+        "AlarmActions": [{"Ref": topic_id}],
+        "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function_id}},
+                       {"Name": "Resource", "Value": {"Fn::Join": ["", [{"Ref": function_id}, ":live"]]}}]})
+    # default policies: the stack's delete removes topic, subscription and alarm
+    for kind in ("AWS::SNS::Topic", "AWS::CloudWatch::Alarm"):
+        _, resource = _one(raw, kind)
+        assert "DeletionPolicy" not in resource
+
+
+def test_alarm_defaults_are_five_errors_in_five_minutes():
+    from nimbus_jupyter.targets.aws.spec import StackSpec
+
+    spec = StackSpec(name="r", version=1, bundle_hash="ab", python=PYTHON, arch="x86_64", layer_dir="l", code_dir="c")
+    assert (spec.alarm_email, spec.alarm_errors, spec.alarm_period_minutes) == (None, 5, 5)
+
+
 # --------------------------------------------------------------------------- outputs, tags, description
 
 
 def test_outputs_name_everything_the_target_reads(inline, s3):
-    expected = {"Url", "ApiKeyId", "FunctionName", "FunctionArn", "LayerArn", "LogGroupName"}
+    expected = {"Url", "ApiKeyId", "FunctionName", "FunctionArn", "AliasName", "AliasArn", "LayerArn", "LogGroupName"}
     assert expected <= set(inline[1].find_outputs("*")) and "ModelObject" not in inline[2]["Outputs"]
     assert expected | {"ModelObject"} <= set(s3[1].find_outputs("*"))
     stage_id, _ = _one(inline[2], "AWS::ApiGateway::Stage")
@@ -215,6 +298,9 @@ def test_outputs_name_everything_the_target_reads(inline, s3):
     assert url_parts[0] == "https://" and url_parts[-1] == {"Ref": stage_id}  # .../v1, no trailing slash
     key_id, _ = _one(inline[2], "AWS::ApiGateway::ApiKey")
     inline[1].has_output("ApiKeyId", {"Value": {"Ref": key_id}})
+    alias_id, _ = _one(inline[2], "AWS::Lambda::Alias")
+    inline[1].has_output("AliasArn", {"Value": {"Ref": alias_id}})
+    inline[1].has_output("AliasName", {"Value": "live"})
 
 
 def test_tags_on_the_function_and_the_stack_and_a_description(inline):

@@ -49,6 +49,21 @@ class StackInfo:
         return self.tags.get(DEPLOYMENT_TAG, "")
 
 
+@dataclass(frozen=True)
+class LambdaVersion:
+    version: str  # "1", "2", ... ($LATEST is left out)
+    description: str
+    last_modified: str
+    memory_mb: int
+
+
+@dataclass(frozen=True)
+class AliasInfo:
+    name: str
+    version: str  # the Lambda version it points at
+    arn: str
+
+
 def make_session(profile: Optional[str] = None, region: Optional[str] = None) -> Any:
     """A boto3 session; a named profile that does not exist is the user's to fix."""
     import boto3
@@ -169,11 +184,14 @@ class AwsClient:
     def api_key_value(self, key_id: str) -> str:
         return self.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
 
-    def log_events(self, group: str, since: float, limit: int = 100, pattern: str = "") -> Iterator[Dict[str, Any]]:
-        """Log events of ``group`` since ``since`` (epoch seconds), oldest first, at most ``limit``."""
+    def log_events(self, group: str, since: float, limit: int = 100, pattern: str = "",
+                   until: Optional[float] = None) -> Iterator[Dict[str, Any]]:
+        """Log events of ``group`` since ``since`` (epoch seconds, to ``until``), oldest first, at most ``limit``."""
         from botocore.exceptions import ClientError
 
         kwargs: Dict[str, Any] = {"logGroupName": group, "startTime": int(since * 1000)}
+        if until is not None:
+            kwargs["endTime"] = int(until * 1000)
         if pattern:
             kwargs["filterPattern"] = pattern
         count = 0
@@ -188,6 +206,54 @@ class AwsClient:
             if _code(exc) == "ResourceNotFoundException":
                 return
             raise
+
+    # -- versions and the alias (rollback) -------------------------------------------------------------
+    def lambda_versions(self, function: str) -> List[LambdaVersion]:
+        """The function's published versions, oldest first; [] when the function is gone."""
+        from botocore.exceptions import ClientError
+
+        found: List[LambdaVersion] = []
+        try:
+            for page in self.client("lambda").get_paginator("list_versions_by_function").paginate(FunctionName=function):
+                for raw in page.get("Versions", []):
+                    if raw.get("Version") != "$LATEST":
+                        found.append(LambdaVersion(raw["Version"], raw.get("Description", "") or "",
+                                                   raw.get("LastModified", "") or "", int(raw.get("MemorySize") or 0)))
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return []
+            raise
+        return sorted(found, key=lambda v: int(v.version))
+
+    def alias(self, function: str, name: str) -> Optional[AliasInfo]:
+        from botocore.exceptions import ClientError
+
+        try:
+            raw = self.client("lambda").get_alias(FunctionName=function, Name=name)
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+        return AliasInfo(raw["Name"], raw["FunctionVersion"], raw["AliasArn"])
+
+    def update_alias(self, function: str, name: str, version: str) -> AliasInfo:
+        """Point the alias at ``version``: new invokes go there at once, no redeploy."""
+        raw = self.client("lambda").update_alias(FunctionName=function, Name=name, FunctionVersion=version)
+        return AliasInfo(raw["Name"], raw["FunctionVersion"], raw["AliasArn"])
+
+    # -- metrics ----------------------------------------------------------------------------------
+    def metric_data(self, queries: List[Dict[str, Any]], start: float, end: float) -> Dict[str, List[float]]:
+        """CloudWatch ``get_metric_data``: each query's values (every page), by the query's Id."""
+        import datetime as dt
+
+        values: Dict[str, List[float]] = {q["Id"]: [] for q in queries}
+        kwargs = {"MetricDataQueries": queries, "ScanBy": "TimestampAscending",
+                  "StartTime": dt.datetime.fromtimestamp(start, dt.timezone.utc),
+                  "EndTime": dt.datetime.fromtimestamp(end, dt.timezone.utc)}
+        for page in self.client("cloudwatch").get_paginator("get_metric_data").paginate(**kwargs):
+            for result in page.get("MetricDataResults", []):
+                values.setdefault(result["Id"], []).extend(float(v) for v in result.get("Values", []))
+        return values
 
 
 def _stack_info(raw: Dict[str, Any]) -> StackInfo:

@@ -42,3 +42,36 @@ def estimate(seconds_per_text: float, memory_mb: int, arch: str, texts_per_reque
     idle = stored_bytes / 1024 ** 3 * S3_GB_MONTH
     return CostEstimate(compute + requests * per_request, idle, seconds_per_text, memory_mb, arch,
                         texts_per_request, through_api_gateway)
+
+
+@dataclass(frozen=True)
+class MonthToDate:
+    """What the deployment cost this month so far, from CloudWatch's sums and the table above."""
+
+    usd: float
+    compute_usd: float
+    lambda_requests_usd: float
+    api_gateway_usd: float
+    gb_seconds: float
+    invocations: int
+    api_requests: int
+
+    def text(self) -> str:
+        return (f"${self.usd:.4f} this month: {self.gb_seconds:,.1f} GB-s compute ${self.compute_usd:.4f} + "
+                f"{self.invocations:,} Lambda requests ${self.lambda_requests_usd:.4f} + {self.api_requests:,} API "
+                f"Gateway requests ${self.api_gateway_usd:.4f} (prices {PRICES_REGION}, read {PRICES_READ_ON}; "
+                "free tier, cold-start init time, logs and the model's S3 storage not counted)")
+
+
+def month_to_date(duration_ms: float, invocations: int, api_requests: int, memory_mb: int, arch: str) -> MonthToDate:
+    """Cost from the sum of the function's Duration (ms), its Invocations and API Gateway's Count.
+
+    Duration stands in for billed duration (Lambda bills by the millisecond since 2020), so the two
+    differ only by rounding up each invocation to a whole millisecond.
+    """
+    gb_seconds = duration_ms / 1000 * (memory_mb / 1024)
+    compute = gb_seconds * LAMBDA_GB_SECOND[arch]
+    lambda_requests = invocations * LAMBDA_REQUEST
+    api = api_requests * API_GATEWAY_REST_REQUEST
+    return MonthToDate(compute + lambda_requests + api, compute, lambda_requests, api, gb_seconds,
+                       int(invocations), int(api_requests))

@@ -53,10 +53,18 @@ def record_from_stack(stack: StackInfo, region: str) -> Dict[str, Any]:
         "version": int(stack.tags.get(f"{TAG_PREFIX}version", "0") or 0),
         "hash": stack.tags.get(f"{TAG_PREFIX}hash", ""), "lang": "", "components": [],
         "url": stack.outputs.get("Url", "").rstrip("/"), "key_file": None, "region": region, "profile": None,
-        "stack_name": stack.name, "function_name": stack.outputs.get("FunctionName", ""),
+        "stack_name": stack.name, "function_name": _invoked(stack.outputs),
+        "lambda_function": stack.outputs.get("FunctionName", ""), "alias_name": stack.outputs.get("AliasName") or None,
+        "alias_arn": stack.outputs.get("AliasArn") or None,
         "log_group": stack.outputs.get("LogGroupName", ""), "api_key_id": stack.outputs.get("ApiKeyId", ""),
         "created": stack.created, "updated": stack.updated, "history": [], "adopted": True,
     }
+
+
+def _invoked(outputs: Dict[str, str]) -> str:
+    """What invokes call: the alias when the stack has one (stacks made before it: the function)."""
+    function, alias = outputs.get("FunctionName", ""), outputs.get("AliasName", "")
+    return f"{function}:{alias}" if function and alias else function
 
 
 def remote_deployments(known: Set[str]) -> List[Deployment]:

@@ -6,19 +6,31 @@ so the app only wires constructs and the planner/executor never share objects wi
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 SPEC_CONTEXT_KEY = "nimbus_spec"
 ARCHITECTURES = ("x86_64", "arm64")
 MODEL_INLINE, MODEL_S3 = "inline", "s3"
 HANDLER = "nimbus_jupyter.runtime.lambda_entry.handler"
 TAG_PREFIX = "nimbus:"
+ALIAS_NAME = "live"  # the alias API Gateway and direct invokes call; rollback moves it between versions
 
 
 def stack_name_for(name: str) -> str:
     return f"nimbus-{name}"
+
+
+def version_description(version: int, bundle_hash: str) -> str:
+    return f"nimbus v{version} hash {bundle_hash}"
+
+
+def parse_version_description(text: str) -> Optional[Tuple[int, str]]:
+    """(nimbus version, bundle hash) from a Lambda version's description, or None for another one."""
+    match = re.match(r"^nimbus v(\d+) hash ([0-9a-f]+)$", text or "")
+    return (int(match.group(1)), match.group(2)) if match else None
 
 
 @dataclass
@@ -42,6 +54,14 @@ class StackSpec:
     throttle_burst: int = 100
     quota_per_month: Optional[int] = 1_000_000
     tags: Dict[str, str] = field(default_factory=dict)
+    alarm_email: Optional[str] = None  # None: no alarm, no SNS topic
+    alarm_errors: int = 5  # alarm when the alias has at least this many errors ...
+    alarm_period_minutes: int = 5  # ... within this many minutes
+
+    @property
+    def version_description(self) -> str:
+        """The published Lambda version's description: how rollback finds a nimbus version's Lambda version."""
+        return version_description(self.version, self.bundle_hash)
 
     @property
     def stack_name(self) -> str:

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ...errors import DeployFailed, UserInputError
 from ...plan import CREATE, KEEP, UPDATE, Change, Plan
@@ -20,13 +21,16 @@ from ...registry import Registry, nimbus_cache, nimbus_home
 from .. import STAGES, check_same_pipeline
 from . import cdk_cli
 from .aws_client import AwsClient, StackInfo, make_session
+from . import operations
 from .cost import estimate
 from .spec import ARCHITECTURES, MODEL_S3, StackSpec, stack_name_for
 
 LAMBDA_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 READY_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
 DEFAULTS: Dict[str, Any] = {"memory": 2048, "arch": "x86_64", "timeout": 60, "reserved_concurrency": None,
-                            "throttle_rate": 50.0, "throttle_burst": 100, "quota": 1_000_000, "log_retention_days": 14}
+                            "throttle_rate": 50.0, "throttle_burst": 100, "quota": 1_000_000, "log_retention_days": 14,
+                            "alarm_email": None}
+EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
 MB = 1024 * 1024  # AWS's "MB" in its Lambda limits
 LIMIT_UNZIPPED = 250 * MB  # bytes, function + layers
 
@@ -56,6 +60,9 @@ def check_options(options: Dict[str, Any]) -> Dict[str, Any]:
     if merged["quota"] is not None:
         _whole(merged, "quota", 1, 10 ** 12, "requests a month")
     _whole(merged, "log_retention_days", 1, 3653, "days")
+    if merged["alarm_email"] is not None and not (isinstance(merged["alarm_email"], str) and EMAIL.match(merged["alarm_email"])):
+        raise UserInputError(f"alarm_email {merged['alarm_email']!r} does not look like an email address",
+                             "give one address, e.g. --alarm-email ops@example.com (SNS emails it to confirm first)")
     if kernel_python() not in LAMBDA_PYTHONS:
         raise UserInputError(f"Lambda has no runtime for this kernel's Python {kernel_python()}",
                              f"run the notebook on a Python Lambda supports: {', '.join(LAMBDA_PYTHONS)}")
@@ -105,8 +112,10 @@ class AwsTarget:
                 bundle, current, {**self.options, "region": self.region, "profile": self.profile})
         if current is None:
             version = 1
-        else:
-            version = int(current["version"]) + (0 if bundle.hash == current.get("hash") else 1)
+        elif bundle.hash == current.get("hash"):
+            version = int(current["version"])
+        else:  # past every version so far: after a rollback, the record's version is an older one
+            version = max([int(current["version"])] + [int(e["version"]) for e in current.get("history", [])]) + 1
         work = self._work_dir(name, version, dry_run)
         layer, spec, assembly = self._artifacts(name, version, bundle, work, progress)
         return self._describe(name, version, bundle, current, live, layer, spec, assembly, work)
@@ -160,7 +169,7 @@ class AwsTarget:
                              memory_mb=o["memory"], timeout_s=o["timeout"], ephemeral_storage_mb=ephemeral,
                              reserved_concurrency=o["reserved_concurrency"], log_retention_days=o["log_retention_days"],
                              throttle_rate=float(o["throttle_rate"]), throttle_burst=o["throttle_burst"],
-                             quota_per_month=o["quota"])
+                             quota_per_month=o["quota"], alarm_email=o["alarm_email"])
             spec.write(work / "spec.json")
             stage.detail = f"model {model_bytes / MB:.1f} MB {'in the function' if mode != MODEL_S3 else 'as an S3 asset'}"
         with progress.stage("synthesize") as stage:
@@ -198,6 +207,10 @@ class AwsTarget:
                                                               else "as an S3 asset, loaded into /tmp at cold start"),
             f"API: POST /predict, GET /health, API key required; throttle {spec.throttle_rate:g} req/s, burst "
             f"{spec.throttle_burst}, quota {spec.quota_per_month if spec.quota_per_month else 'none'} a month",
+            f"publishes Lambda version '{spec.version_description}' and points the alias 'live' at it "
+            "(older versions are kept for %nimbus_rollback)",
+            (f"alarm: {spec.alarm_errors} or more errors in {spec.alarm_period_minutes} min emails {spec.alarm_email} "
+             "through SNS (confirm the subscription from the email AWS sends)") if spec.alarm_email else "alarm: none",
         ]
         stored = spec.model_size_bytes if spec.model_mode == MODEL_S3 else 0
         if self.seconds_per_text:
@@ -267,10 +280,14 @@ class AwsTarget:
         now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         key_file = self._save_key(plan.name, stack, pre.client)
         manifest = plan.bundle.manifest
+        function, alias_name = stack.outputs.get("FunctionName", ""), stack.outputs.get("AliasName", "")
+        alias = pre.client.alias(function, alias_name) if function and alias_name else None
+        lambda_version = alias.version if alias else None
         history = list((plan.current or {}).get("history", []))
-        if not history or history[-1]["version"] != plan.version:
+        if not history or history[-1]["version"] != plan.version or "rollback_from" in history[-1]:
             history.append({"version": plan.version, "hash": manifest["hash"], "created": now,
-                            "components": manifest["components"], "by": pre.identity.arn})
+                            "components": manifest["components"], "by": pre.identity.arn,
+                            "lambda_version": lambda_version})
         options = {k: plan.options[k] for k in DEFAULTS}
         return {
             "name": plan.name, "target": self.name, "status": "ready", "version": plan.version,
@@ -278,7 +295,11 @@ class AwsTarget:
             "size_bytes": manifest["size_bytes"], "url": stack.outputs.get("Url", "").rstrip("/"),
             "key_file": str(key_file) if key_file else None, "dir": str(self.registry.deployment_dir(plan.name)),
             "region": pre.identity.region, "account": pre.identity.account, "profile": self.profile,
-            "stack_name": stack.name, "function_name": stack.outputs.get("FunctionName", ""),
+            "stack_name": stack.name,
+            # function_name is what invokes call: the alias ("fn:live"), so a rollback moves batch traffic too
+            "function_name": f"{function}:{alias_name}" if function and alias_name else function,
+            "lambda_function": function, "alias_name": alias_name or None,
+            "alias_arn": stack.outputs.get("AliasArn") or (alias.arn if alias else None), "lambda_version": lambda_version,
             "log_group": stack.outputs.get("LogGroupName", ""), "api_key_id": stack.outputs.get("ApiKeyId", ""),
             "options": options, "model_mode": spec.model_mode, "timeout_s": spec.timeout_s,
             "created": (plan.current or {}).get("created", now), "updated": now, "history": history[-20:],
@@ -312,7 +333,7 @@ class AwsTarget:
         """The function's CloudWatch log lines since ``start``; with ``errors``, only failures."""
         from ...logs import ERROR_WORDS, LogLine, is_error
 
-        group = record.get("log_group") or f"/aws/lambda/{record.get('function_name', '')}"
+        group = operations.log_group_of(record)
         pattern = " ".join(f'?"{word}"' for word in ERROR_WORDS) if errors else ""
         lines = []
         for event in self.client_for(record).log_events(group, start, limit=limit, pattern=pattern):
@@ -323,6 +344,26 @@ class AwsTarget:
             lines.append(LogLine(stamp, message))
         return lines
 
+    # -- operating it (operations.py holds the how) -------------------------------------------------
+    def metrics(self, record: Dict[str, Any]) -> Tuple[Any, Any, Optional[float], str]:
+        """Last hour, last day (CloudWatch metrics; cold starts from REPORT lines) and this month's cost."""
+        return operations.metrics(self.client_for(record), record)
+
+    def history(self, record: Dict[str, Any]) -> List[Any]:
+        """Deployed versions (the record's) merged with the Lambda versions still there."""
+        return operations.history(self.client_for(record), record)
+
+    def rollback(self, record: Dict[str, Any], to_version: Optional[Any] = None) -> Tuple[Dict[str, Any], Any]:
+        """Serve the previous (or ``to_version``) version again by moving the alias ``live``: no
+        redeploy, no CloudFormation. CloudFormation still believes the alias is at the version it
+        deployed; the next deploy publishes a new version and moves the alias there, so nothing drifts
+        for long, but a stack update that leaves the function unchanged does not move it back."""
+        return operations.rollback(self.client_for(record), record, to_version)
+
+    def follow_logs(self, record: Dict[str, Any], start: float, errors: bool) -> Iterator[Any]:
+        """New log lines until the caller stops (KeyboardInterrupt)."""
+        return operations.follow_logs(self.client_for(record), record, start, errors)
+
     def destroy(self, record: Dict[str, Any]) -> str:
         client = self.client_for(record)
         stack_name = record.get("stack_name") or stack_name_for(record["name"])
@@ -332,7 +373,7 @@ class AwsTarget:
                                f"see the stack's events, fix the cause, then run %nimbus_destroy {record['name']} again",
                                where="destroy")
         shutil.rmtree(self.registry.deployment_dir(record["name"]), ignore_errors=True)
-        return (f"deleted the stack {stack_name} (function, layer, API, key, usage plan, log group, role) in "
+        return (f"deleted the stack {stack_name} (function and its versions, alias, layer, API, key, usage plan, log group, role, alarm and its SNS topic if any) in "
                 f"{record.get('region') or client.region}. Left in place: the CDK bootstrap stack CDKToolkit and its "
                 "asset bucket, which every CDK app in this account and region shares (it costs cents a month for the "
                 "uploaded zips); remove it only if nothing else uses CDK here")

@@ -90,16 +90,6 @@ async def test_routes_need_authentication(jp_fetch, deployed):
     assert info.value.code == 403
 
 
-async def test_destroy_removes_it_for_the_magics_too(jp_fetch, deployed, ip):
-    code, body = await fetch_json(jp_fetch, "deployments", "side", method="DELETE")
-    assert code == 200 and "destroyed 'side'" in body["message"]
-    code, body = await fetch_json(jp_fetch, "deployments")
-    assert "side" not in {d["name"] for d in body["deployments"]}
-    assert "side" not in set(ip.run_line_magic("nimbus_list", "")["name"])
-    code, body = await error_of(jp_fetch, "deployments", "side", method="DELETE")
-    assert code == 404
-
-
 async def test_status_route_gives_health_traffic_latency_and_cost(jp_fetch, deployed):
     deployed.predict(["great phone"])
     code, body = await fetch_json(jp_fetch, "deployments", "side", "status")
@@ -111,3 +101,14 @@ async def test_status_route_gives_health_traffic_latency_and_cost(jp_fetch, depl
     assert "api_key" not in json.dumps(body)
     code, body = await error_of(jp_fetch, "deployments", "nowhere", "status")
     assert code == 404 and body["error"] == "not_found"
+
+
+async def test_destroy_removes_it_for_the_magics_too(jp_fetch, deployed, ip):
+    code, body = await fetch_json(jp_fetch, "deployments", "side", method="DELETE")
+    assert code == 200 and "destroyed 'side'" in body["message"]
+    code, body = await fetch_json(jp_fetch, "deployments")
+    assert "side" not in {d["name"] for d in body["deployments"]}
+    assert "side" not in set(ip.run_line_magic("nimbus_list", "")["name"])
+    code, body = await error_of(jp_fetch, "deployments", "side", method="DELETE")
+    assert code == 404
+

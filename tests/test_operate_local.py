@@ -303,3 +303,26 @@ def test_logs_magic_filters_and_follow_stops_quietly_on_interrupt(gate, mix, ip,
         thread.join()
     assert result.error_in_exec is None and result.result is None
     assert "following 'gate'" in terminal.text and any(rid in terminal.text for rid in made)
+
+
+# -- the windows' arithmetic (a clock the test sets, the real class) -------------------------------------
+def test_windows_keep_a_day_of_minutes_and_quantiles_within_a_bin():
+    from nimbus_jupyter.targets.local.stats import DAY_BUCKETS, Windows
+
+    now = [1_000_000.0]
+    windows = Windows(clock=lambda: now[0])
+    for ms in range(1, 101):
+        windows.record(200, float(ms))
+    windows.record(503, 5.0)
+    now[0] += 2 * 3600  # two hours later: out of the last hour, still in the last day
+    windows.record(429, 1.0)
+    windows.record(404, 1.0)
+    hour, day = windows.window("1h", 3600), windows.window("24h", 86400)
+    assert (hour["requests"], hour["throttled"], hour["client_errors"], hour["errors"]) == (2, 1, 1, 0)
+    assert (day["requests"], day["errors"]) == (103, 1)
+    assert 47 <= day["p50_ms"] <= 53 and 95 <= day["p99_ms"] <= 105  # the true values are 50 and 99
+    for _ in range(DAY_BUCKETS + 10):
+        now[0] += 60
+        windows.record(200, 1.0)
+    assert len(windows.buckets) == DAY_BUCKETS and windows.window("24h", 86400)["requests"] == 1440  # the current minute and 1439 before it
+    assert Windows().window("1h", 3600)["p50_ms"] is None

@@ -141,41 +141,44 @@ def recent(path: Path, start: float, errors: bool, limit: int) -> List[LogLine]:
 def follow(path: Path, start: float, errors: bool, poll: float = 0.2) -> Iterator[LogLine]:
     """The lines since ``start``, then every new line as it is written, until the caller stops.
 
-    Untimed lines seen while following take the time they were read. A log that is replaced or
-    truncated (a destroy and a new deploy) is read again from its start.
+    The lines already there and the new ones are read through one open file, so none falls between
+    the two. Untimed lines seen while following take the time they were read. A log that is replaced
+    or truncated (a destroy and a new deploy) is read again from its start.
     """
-    for line in recent(path, start, errors, limit=10 ** 9):
-        yield line
     fh = None
     inode = None
     buffer = b""
+    since = start  # only the first read filters by time; everything after it is new
     try:
         while True:
-            if fh is None and path.exists():
+            if fh is None:
+                if not path.exists():
+                    time.sleep(poll)
+                    continue
                 fh = open(path, "rb")
                 inode = os.fstat(fh.fileno()).st_ino
-                fh.seek(0, os.SEEK_END)
-            chunk = fh.read() if fh is not None else b""
+                size = fh.seek(0, os.SEEK_END)
+                fh.seek(max(0, size - MAX_READ_BYTES))
+                if size > MAX_READ_BYTES:
+                    fh.readline()  # a cut first line
+            chunk = fh.read()
             if chunk:
                 buffer += chunk
                 *complete, buffer = buffer.split(b"\n")
                 texts = [c.decode("utf-8", "replace") for c in complete]
-                for entry in select(parse(texts, time.time()), 0.0, errors):
+                for entry in select(parse(texts, time.time()), since, errors):
                     yield entry.log_line()
+                since = 0.0
                 continue
             time.sleep(poll)
-            if fh is not None:
-                try:
-                    st = os.stat(path)
-                    replaced = st.st_ino != inode or st.st_size < fh.tell()
-                except FileNotFoundError:
-                    replaced = True
-                if replaced:
-                    fh.close()
-                    fh, buffer = None, b""
-                    if path.exists():
-                        fh = open(path, "rb")
-                        inode = os.fstat(fh.fileno()).st_ino
+            try:
+                st = os.stat(path)
+                replaced = st.st_ino != inode or st.st_size < fh.tell()
+            except FileNotFoundError:
+                replaced = True
+            if replaced:
+                fh.close()
+                fh, buffer, since = None, b"", 0.0
     finally:
         if fh is not None:
             fh.close()

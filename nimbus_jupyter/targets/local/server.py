@@ -166,7 +166,8 @@ class LocalServer:
         return await self._answer(request)
 
     def _authorized(self, request: Request) -> bool:
-        return hmac.compare_digest(request.headers.get("x-api-key", "").encode(), self.key)
+        provided = request.headers.get("x-api-key", "").encode()
+        return hmac.compare_digest(provided, self.key)
 
     async def _answer(self, request: Request) -> Response:
         if not self._authorized(request):

@@ -187,7 +187,7 @@ class LocalTarget:
         """The server's own counters (GET /stats with the key): they start again when the server restarts."""
         from ...client import EndpointClient
 
-        stats = EndpointClient(record["url"], self.files(record["name"]).read_key())._call("GET", "/stats", None, 5.0)
+        stats = EndpointClient(record["url"], self.files(record["name"]).read_key()).get_json("/stats", timeout=5.0)
         return (WindowStats(**stats["last_hour"]), WindowStats(**stats["last_day"]), None,
                 "local target: no cost")
 

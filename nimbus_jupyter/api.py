@@ -318,7 +318,10 @@ def status_report(name: str, registry: Optional[Registry] = None) -> StatusRepor
     if report.health != "ok":  # the target says why and what to do (dead server, failed stack)
         status, detail = get_target(record["target"], registry=registry).live_status(record)
         report.health_detail = "; ".join(x for x in (report.health_detail, detail or status) if x)
-    metrics = _target_method(record, registry, "metrics", "report metrics")
+    metrics = getattr(get_target(record["target"], registry=registry), "metrics", None)
+    if metrics is None:  # health alone is still worth showing
+        report.metrics_detail = f"the {record['target']} target does not report metrics yet"
+        return report
     try:
         report.last_hour, report.last_day, report.cost_this_month_usd, report.cost_detail = metrics(record)
     except Exception as exc:  # the status must still show health when metrics cannot be read

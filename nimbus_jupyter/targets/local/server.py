@@ -130,7 +130,8 @@ class LocalServer:
                 "last_hour": self.windows.window("1h", 3600), "last_day": self.windows.window("24h", 86400)}
 
     async def handle(self, request: Request) -> Response:
-        """Every request: answer it, count it, log one line for it, and tag the answer with its id."""
+        """Every request: answer it, count it, log one line for it (not for a healthy /health), and tag
+        the answer with its id."""
         request_id = uuid.uuid4().hex
         request.state.request_id = request_id
         started = time.perf_counter()
@@ -147,6 +148,8 @@ class LocalServer:
             self.windows.record(status, seconds * 1000)
         self.metrics.observe(route, status, seconds)
         response.headers["x-nimbus-request-id"] = request_id
+        if route == "/health" and status == 200:
+            return response  # liveness probes (%nimbus_list, the sidebar's poll) would drown the log; counted above
         _log(request_line(request_id, request.method, route, status, seconds * 1000,
                           getattr(request.state, "texts", None), _error_message(response) if status >= 400 else None))
         return response

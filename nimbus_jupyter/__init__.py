@@ -1,7 +1,8 @@
 """Nimbus for Jupyter: deploy a spaCy pipeline from a notebook to a secured endpoint.
 
 ``%load_ext nimbus_jupyter`` registers the magics. The Python API is ``deploy``, ``batch``, ``list_deployments``,
-``get_deployment`` and ``destroy``. Imports are lazy so that the runtime's worker processes, which
+``get_deployment`` and ``destroy``; to operate what is deployed, ``status_report``, ``history`` and
+``rollback``. Imports are lazy so that the runtime's worker processes, which
 import this package, do not pay for IPython or widgets.
 """
 from __future__ import annotations
@@ -9,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.1.0"
-__all__ = ["deploy", "batch", "list_deployments", "get_deployment", "destroy", "load_ipython_extension"]
+__all__ = ["deploy", "batch", "list_deployments", "get_deployment", "destroy", "status_report", "history", "rollback",
+           "load_ipython_extension"]
 
 
 def load_ipython_extension(ipython: Any) -> None:
@@ -29,7 +31,7 @@ def _jupyter_server_extension_points() -> list:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("deploy", "list_deployments", "get_deployment", "destroy"):
+    if name in ("deploy", "list_deployments", "get_deployment", "destroy", "status_report", "history", "rollback"):
         from . import api
 
         return getattr(api, name)

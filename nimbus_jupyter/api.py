@@ -1,4 +1,6 @@
-"""The Python API: ``deploy``, ``list_deployments``, ``get_deployment``, ``destroy``.
+"""The Python API: ``deploy``, ``list_deployments``, ``get_deployment``, ``destroy``; operating what is
+deployed: ``status_report``, ``history``, ``rollback`` (over the targets' ``metrics``, ``history`` and
+``rollback``, so they work on every target that has them).
 
 This is the orchestration the magics and the sidebar share: serialize, plan, apply, smoke test,
 parity check. Targets know how; this module knows in which order.
@@ -16,6 +18,7 @@ from filelock import Timeout
 from .bundle import build_bundle, require_pipeline
 from .deployment import Deployment
 from .errors import DeploymentNotFound, DeployFailed, UserInputError
+from .operate import RollbackResult, StatusReport, VersionInfo
 from .parity import ParityReport, check_parity
 from .plan import Plan
 from .progress import Listener, Progress
@@ -275,3 +278,90 @@ def destroy(name: str, registry: Optional[Registry] = None) -> str:
     finally:
         lock.release()
     return f"destroyed {name!r}: {done}"
+
+
+# -- operate: status, history, rollback -----------------------------------------------------------------
+def _target_method(record: Dict[str, Any], registry: Registry, method: str, todo: str) -> Any:
+    """The target's ``method``, or a UserInputError naming the target that lacks it."""
+    target = get_target(record["target"], registry=registry)
+    fn = getattr(target, method, None)
+    if fn is None:
+        raise UserInputError(f"the {record['target']} target of {record['name']!r} cannot {todo} yet",
+                             "use the target's own console for now, or a local deployment")
+    return fn
+
+
+def status_report(name: str, registry: Optional[Registry] = None) -> StatusReport:
+    """Health (the endpoint's /health answered now, with the key, timed) and the target's metrics.
+
+    Metrics that cannot be read (server down, no AWS credentials) leave the windows empty and say why
+    in ``metrics_detail``; the health probe is never skipped because of them.
+    """
+    import time
+
+    registry = registry or Registry()
+    record = get_record(name, registry)
+    deployment = Deployment.from_record(record)
+    report = StatusReport(name=name, target=record["target"], version=int(record.get("version", 0)),
+                          health="unknown", url=record.get("url", ""),
+                          checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    started = time.perf_counter()
+    try:
+        answer = deployment.client(via="http").health(timeout=10)
+        report.health = "ok" if answer.get("status") == "ok" else "down"
+        served = answer.get("version")
+        if served is not None and str(served) != str(report.version):
+            report.health_detail = f"the endpoint serves v{served}, the registry says v{report.version}"
+    except Exception as exc:  # EndpointError, or a missing key file: the endpoint is not usable either way
+        report.health, report.health_detail = "down", str(getattr(exc, "what", exc))
+    report.health_ms = round((time.perf_counter() - started) * 1000, 1)
+    if report.health != "ok":  # the target says why and what to do (dead server, failed stack)
+        status, detail = get_target(record["target"], registry=registry).live_status(record)
+        report.health_detail = "; ".join(x for x in (report.health_detail, detail or status) if x)
+    metrics = getattr(get_target(record["target"], registry=registry), "metrics", None)
+    if metrics is None:  # health alone is still worth showing
+        report.metrics_detail = f"the {record['target']} target does not report metrics yet"
+        return report
+    try:
+        report.last_hour, report.last_day, report.cost_this_month_usd, report.cost_detail = metrics(record)
+    except Exception as exc:  # the status must still show health when metrics cannot be read
+        report.metrics_detail = f"metrics unavailable: {getattr(exc, 'what', None) or f'{type(exc).__name__}: {exc}'}"
+    return report
+
+
+def history(name: str, registry: Optional[Registry] = None) -> List[VersionInfo]:
+    """Every deploy and rollback of ``name``, oldest first, with who, when, hash and components."""
+    registry = registry or Registry()
+    record = get_record(name, registry)
+    return _target_method(record, registry, "history", "list its versions")(record)
+
+
+def parse_version(value: Union[int, str, None]) -> Optional[int]:
+    """2, "2" or "v2" -> 2; None stays None."""
+    if value is None or isinstance(value, int):
+        return value
+    text = str(value).strip().lower().lstrip("v")
+    if not text.isdigit():
+        raise UserInputError(f"{value!r} is not a version", "give a version number as %nimbus_history lists it, e.g. --to 2")
+    return int(text)
+
+
+def rollback(name: str, to: Union[int, str, None] = None, registry: Optional[Registry] = None) -> RollbackResult:
+    """Serve the previous kept version of ``name`` (or ``to``); under the deployment's lock, like a
+    deploy or destroy, and the registry records the new version and a history entry."""
+    registry = registry or Registry()
+    version = parse_version(to)
+    record = get_record(name, registry)
+    fn = _target_method(record, registry, "rollback", "roll back")
+    lock = registry.lock_for(name)
+    try:
+        lock.acquire(timeout=5)
+    except Timeout:
+        raise UserInputError(f"a deploy, destroy or rollback of {name!r} is running", "wait for it to finish, then roll back")
+    try:
+        record = get_record(name, registry)  # read again under the lock: a deploy may have just finished
+        new_record, result = fn(record, version)
+        registry.put(new_record)
+    finally:
+        lock.release()
+    return result

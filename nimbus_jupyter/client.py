@@ -19,6 +19,10 @@ class EndpointClient:
     def health(self, timeout: Optional[float] = None) -> Dict[str, Any]:
         return self._call("GET", "/health", None, timeout)
 
+    def get_json(self, path: str, timeout: Optional[float] = None) -> Dict[str, Any]:
+        """A GET of another JSON route with the key (e.g. the local server's /stats)."""
+        return self._call("GET", path, None, timeout)
+
     def predict(self, texts: Sequence[str], fields: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         """The whole answer: ``results`` in input order, the ``fields`` used and the ``version``."""
         body: Dict[str, Any] = {"texts": list(texts)}

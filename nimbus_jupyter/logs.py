@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, Iterator, List, Optional, Tuple
 
 from .errors import UserInputError
 from .registry import Registry
@@ -18,6 +18,7 @@ ERROR_WORDS = ("Traceback", "ERROR", "Error", "failed", "Task timed out")
 class LogLine:
     time: str  # ISO 8601 UTC, or "" when the target's log has no times
     message: str
+    request_id: str = ""  # the request the line is about, when the target knows it
 
     def text(self) -> str:
         return f"{self.time}  {self.message}" if self.time else self.message
@@ -50,3 +51,25 @@ def recent_logs(name: str, since: str = "1h", errors: bool = False, limit: int =
     registry = registry or Registry()
     record = get_record(name, registry)
     return get_target(record["target"], registry=registry).logs(record, start, errors, limit)
+
+
+def follow_logs(name: str, since: str = "1m", errors: bool = False,
+                registry: Optional[Registry] = None) -> Iterator[LogLine]:
+    """The lines from the last ``since``, then each new one as it comes, until the caller stops
+    iterating (a KeyboardInterrupt in the notebook). Raises UserInputError before the first line when
+    the target cannot follow its logs."""
+    start = time.time() - parse_since(since)
+    record, target = _target_of(name, registry)
+    if not hasattr(target, "follow_logs"):
+        raise UserInputError(f"the {record['target']} target cannot follow logs yet",
+                             f"run %nimbus_logs {name} without --follow, again when you want newer lines")
+    return target.follow_logs(record, start, errors)
+
+
+def _target_of(name: str, registry: Optional[Registry]) -> Tuple[dict, Any]:
+    from .api import get_record
+    from .targets import get_target
+
+    registry = registry or Registry()
+    record = get_record(name, registry)
+    return record, get_target(record["target"], registry=registry)

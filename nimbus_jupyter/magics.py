@@ -123,15 +123,48 @@ class NimbusMagics(Magics):
     @magic_arguments()
     @argument("name", help="the deployment's name")
     def nimbus_status(self, line: str) -> Any:
-        """The deployment's live status (probed now) and where it serves."""
+        """Health (the endpoint probed now), requests, errors, throttles and p50/p99 latency over the last
+        hour and day, and the cost this month; returns the ``StatusReport``."""
+        from .ui.status_view import show_status
+
         args = parse_argstring(self.nimbus_status, line)
         try:
-            deployment = api.get_deployment(args.name)
+            report = api.status_report(args.name)
         except UserInputError as exc:
             raise _usage(exc)
-        print(f"{deployment.name}: {deployment.status} on {deployment.target}, version {deployment.version}, "
-              f"{deployment.url}" + (f"\n  {deployment.detail}" if deployment.detail else ""))
-        return deployment
+        show_status(report, self.shell)
+        return report
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    def nimbus_history(self, line: str) -> Any:
+        """Every deploy and rollback of the deployment, oldest first: version, when, by whom, the
+        pipeline's hash and components, which one serves and which can be rolled back to."""
+        import pandas as pd
+
+        args = parse_argstring(self.nimbus_history, line)
+        try:
+            versions = api.history(args.name)
+        except UserInputError as exc:
+            raise _usage(exc)
+        rows = [{"version": v.version, "created": v.created, "by": v.by, "hash": v.hash[:12],
+                 "components": ", ".join(v.components), "serving": v.serving, "available": v.available,
+                 "note": v.note} for v in versions]
+        return pd.DataFrame(rows, columns=["version", "created", "by", "hash", "components", "serving", "available", "note"])
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    @argument("--to", metavar="VERSION", help="the version to serve (default: the newest kept one older than the current)")
+    def nimbus_rollback(self, line: str) -> None:
+        """Serve an earlier version again, without a redeploy, and say how long the switch took."""
+        args = parse_argstring(self.nimbus_rollback, line)
+        try:
+            result = api.rollback(args.name, args.to)
+        except UserInputError as exc:
+            raise _usage(exc)
+        print(result.text())
 
     @line_magic
     @magic_arguments()
@@ -150,11 +183,15 @@ class NimbusMagics(Magics):
     @argument("--since", default="1h", help="how far back: 90s, 15m, 1h, 2d (default 1h)")
     @argument("--errors", action="store_true", help="only lines that report an error")
     @argument("--limit", type=int, default=200, help="at most this many lines (default 200)")
+    @argument("--follow", action="store_true", help="then print new lines as they come, until you interrupt the kernel")
     def nimbus_logs(self, line: str) -> None:
-        """Recent log lines of the deployment's function (aws: CloudWatch Logs; local: the server log)."""
+        """Log lines of the deployment (aws: CloudWatch Logs; local: the server log): each request with
+        its id, status, duration and error; ``--follow`` streams until interrupted."""
         from .logs import recent_logs
 
         args = parse_argstring(self.nimbus_logs, line)
+        if args.follow:
+            return self._follow(args)
         try:
             lines = recent_logs(args.name, since=args.since, errors=args.errors, limit=args.limit)
         except UserInputError as exc:
@@ -163,6 +200,23 @@ class NimbusMagics(Magics):
             print(f"no {'error ' if args.errors else ''}log lines for {args.name!r} in the last {args.since}")
         for entry in lines:
             print(entry.text())
+
+    def _follow(self, args: Any) -> None:
+        from .logs import follow_logs
+
+        try:
+            stream = follow_logs(args.name, since=args.since, errors=args.errors)
+        except UserInputError as exc:
+            raise _usage(exc)
+        print(f"following {args.name!r}'s {'errors' if args.errors else 'log'} from the last {args.since} "
+              "(interrupt the kernel to stop)", flush=True)
+        try:
+            for entry in stream:
+                print(entry.text(), flush=True)
+        except KeyboardInterrupt:
+            pass  # the way to stop following: not an error
+        finally:
+            getattr(stream, "close", lambda: None)()  # a generator closes its file
 
     # -- helpers -------------------------------------------------------------------------------------
     def _variable(self, name: str, what: str) -> Any:

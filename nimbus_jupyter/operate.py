@@ -39,11 +39,17 @@ class StatusReport:
     last_day: Optional[WindowStats] = None
     cost_this_month_usd: Optional[float] = None  # None: not applicable (local) or not known
     cost_detail: str = ""  # how the cost was computed, or why there is none
+    metrics_detail: str = ""  # why last_hour/last_day are missing (server down, no credentials, ...)
     checked_at: str = ""  # ISO 8601 UTC
     url: str = ""
 
     def to_dict(self) -> Dict[str, Any]:
         return asdict(self)
+
+    def __repr__(self) -> str:  # short: the magic shows the full report as a widget or text already
+        hour = self.last_hour
+        traffic = f", last hour {hour.requests} requests / {hour.errors} errors" if hour else ""
+        return f"StatusReport(name={self.name!r}, target={self.target!r}, version={self.version}, health={self.health!r}{traffic})"
 
 
 @dataclass
@@ -57,6 +63,7 @@ class VersionInfo:
     components: List[str] = field(default_factory=list)
     serving: bool = False
     available: bool = True  # can it be rolled back to (its bundle or Lambda version still exists)?
+    note: str = ""  # e.g. "rollback from v3" when the entry records a rollback, not a deploy
 
 
 @dataclass

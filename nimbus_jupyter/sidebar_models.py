@@ -38,6 +38,54 @@ class DeploymentInfo:
 
 
 @dataclass
+class WindowInfo:
+    """Traffic over one window (``nimbus_jupyter.operate.WindowStats``)."""
+
+    window: str  # 1h | 24h
+    requests: int
+    errors: int  # 5xx and function errors
+    client_errors: int  # 4xx other than 429
+    throttled: int  # 429
+    p50_ms: Optional[float] = None
+    p99_ms: Optional[float] = None
+    cold_starts: Optional[int] = None  # AWS only
+
+
+@dataclass
+class StatusInfo:
+    """GET /nimbus/api/deployments/{name}/status: ``nimbus_jupyter.operate.StatusReport`` as the sidebar shows it."""
+
+    name: str
+    target: str
+    version: int
+    health: str  # ok | down | unknown
+    health_detail: str
+    health_ms: Optional[float]
+    last_hour: Optional[WindowInfo]
+    last_day: Optional[WindowInfo]
+    cost_this_month_usd: Optional[float]  # None: not applicable (local) or not known
+    cost_detail: str
+    metrics_detail: str
+    checked_at: str
+    url: str
+
+    @classmethod
+    def of(cls, report: Any) -> "StatusInfo":
+        def window(w: Any) -> Optional[WindowInfo]:
+            return None if w is None else WindowInfo(w.window, w.requests, w.errors, w.client_errors, w.throttled,
+                                                     w.p50_ms, w.p99_ms, w.cold_starts)
+
+        r = report
+        return cls(name=r.name, target=r.target, version=r.version, health=r.health, health_detail=r.health_detail,
+                   health_ms=r.health_ms, last_hour=window(r.last_hour), last_day=window(r.last_day),
+                   cost_this_month_usd=r.cost_this_month_usd, cost_detail=r.cost_detail,
+                   metrics_detail=r.metrics_detail, checked_at=r.checked_at, url=r.url)
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
 class PipelineInfo:
     """A spaCy pipeline found in a kernel's user namespace."""
 

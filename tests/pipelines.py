@@ -135,3 +135,32 @@ def fails_on_pipeline(trigger: str = "EXPLODE") -> Language:
     nlp = spacy.blank("en")
     nlp.add_pipe("nimbus_test_fails_on", config={"trigger": trigger})
     return nlp
+
+
+@Language.factory("nimbus_test_gate", assigns=["doc.cats"])
+def make_gate(nlp: Language, name: str) -> "Gate":
+    return Gate()
+
+
+class Gate:
+    """Holds a request whose text is ``WAIT:<path>`` until that file exists (at most 60 s), and fails on
+    one containing ``EXPLODE``: so a test fills the workers exactly when it wants (a 429 without timing)
+    and provokes a pipeline failure (a 500), in one deployment."""
+
+    def __call__(self, doc):  # type: ignore[no-untyped-def]
+        import os
+
+        if doc.text.startswith("WAIT:"):
+            deadline = time.monotonic() + 60
+            while not os.path.exists(doc.text[5:]) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        if "EXPLODE" in doc.text:
+            raise ValueError(f"cannot score {doc.text!r}")
+        doc.cats["OK"] = 1.0
+        return doc
+
+
+def gate_pipeline() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_gate")
+    return nlp

@@ -90,6 +90,19 @@ async def test_routes_need_authentication(jp_fetch, deployed):
     assert info.value.code == 403
 
 
+async def test_status_route_gives_health_traffic_latency_and_cost(jp_fetch, deployed):
+    deployed.predict(["great phone"])
+    code, body = await fetch_json(jp_fetch, "deployments", "side", "status")
+    assert code == 200 and body["name"] == "side" and body["health"] == "ok" and body["health_ms"] is not None
+    hour = body["last_hour"]
+    assert hour["window"] == "1h" and hour["requests"] >= 2 and hour["errors"] == 0 and hour["p50_ms"] > 0
+    assert body["last_day"]["requests"] >= hour["requests"]
+    assert body["cost_this_month_usd"] is None and body["cost_detail"] == "local target: no cost"
+    assert "api_key" not in json.dumps(body)
+    code, body = await error_of(jp_fetch, "deployments", "nowhere", "status")
+    assert code == 404 and body["error"] == "not_found"
+
+
 async def test_destroy_removes_it_for_the_magics_too(jp_fetch, deployed, ip):
     code, body = await fetch_json(jp_fetch, "deployments", "side", method="DELETE")
     assert code == 200 and "destroyed 'side'" in body["message"]
@@ -98,3 +111,4 @@ async def test_destroy_removes_it_for_the_magics_too(jp_fetch, deployed, ip):
     assert "side" not in set(ip.run_line_magic("nimbus_list", "")["name"])
     code, body = await error_of(jp_fetch, "deployments", "side", method="DELETE")
     assert code == 404
+

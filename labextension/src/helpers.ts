@@ -1,7 +1,7 @@
 /**
  * Pure helpers: no JupyterLab imports, so they are unit tested with node's test runner.
  */
-import type { IPipeline, IProgressMessage } from './models';
+import type { IPipeline, IProgressMessage, IStatus, IWindow } from './models';
 
 /** The same rule as nimbus_jupyter.api.NAME_PATTERN. */
 export const NAME_PATTERN = /^[a-z][a-z0-9-]{0,39}$/;
@@ -191,4 +191,42 @@ export function errorText(error: unknown): string {
     }
   }
   return String(error);
+}
+
+function formatMs(ms: number | null): string {
+  if (ms === null || ms === undefined) {
+    return '—';
+  }
+  return ms >= 10 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`;
+}
+
+/** "120 req · 2 err · 1 throttled · p50 12 ms · p99 80 ms" for one window. */
+export function windowSummary(w: IWindow | null): string {
+  if (!w) {
+    return 'no metrics';
+  }
+  const parts = [`${w.requests} req`, `${w.errors} err`];
+  if (w.throttled) {
+    parts.push(`${w.throttled} throttled`);
+  }
+  parts.push(`p50 ${formatMs(w.p50_ms)}`, `p99 ${formatMs(w.p99_ms)}`);
+  if (w.cold_starts !== null && w.cold_starts !== undefined) {
+    parts.push(`${w.cold_starts} cold`);
+  }
+  return parts.join(' · ');
+}
+
+/** The lines the deployment row shows under "Status": health, the last hour, the last day, cost. */
+export function statusLines(s: IStatus): string[] {
+  const health = `health: ${s.health}${s.health_ms !== null ? ` (${formatMs(s.health_ms)})` : ''}` +
+    (s.health_detail ? ` — ${s.health_detail}` : '');
+  const lines = [health, `last hour: ${windowSummary(s.last_hour)}`, `last day: ${windowSummary(s.last_day)}`];
+  if (s.metrics_detail) {
+    lines.push(s.metrics_detail);
+  }
+  const cost = s.cost_this_month_usd === null
+    ? `cost: n/a${s.cost_detail ? ` (${s.cost_detail})` : ''}`
+    : `cost: $${s.cost_this_month_usd.toFixed(2)} this month${s.cost_detail ? ` (${s.cost_detail})` : ''}`;
+  lines.push(cost);
+  return lines;
 }

@@ -26,6 +26,35 @@ export interface IDeploymentList {
   home: string;
 }
 
+/** WindowInfo: traffic over one window (operate.WindowStats). */
+export interface IWindow {
+  window: string; // 1h | 24h
+  requests: number;
+  errors: number; // 5xx and function errors
+  client_errors: number; // 4xx other than 429
+  throttled: number; // 429
+  p50_ms: number | null;
+  p99_ms: number | null;
+  cold_starts: number | null; // AWS only
+}
+
+/** StatusInfo: GET /nimbus/api/deployments/{name}/status (operate.StatusReport). */
+export interface IStatus {
+  name: string;
+  target: string;
+  version: number;
+  health: string; // ok | down | unknown
+  health_detail: string;
+  health_ms: number | null;
+  last_hour: IWindow | null;
+  last_day: IWindow | null;
+  cost_this_month_usd: number | null; // null: not applicable (local) or not known
+  cost_detail: string;
+  metrics_detail: string;
+  checked_at: string;
+  url: string;
+}
+
 /** PipelineInfo: a spaCy pipeline in the kernel's namespace. */
 export interface IPipeline {
   variable: string;

@@ -12,11 +12,12 @@ import {
   IDeployProgress,
   nameProblem,
   newProgress,
+  statusLines,
   suggestName,
   summarizeResult
 } from './helpers';
 import { deployInKernel, probePipelines } from './kernel';
-import type { IDeployment, IDeploymentList, IPipeline, IPredictResponse } from './models';
+import type { IDeployment, IDeploymentList, IPipeline, IPredictResponse, IStatus } from './models';
 import { requestAPI } from './request';
 
 const TARGETS = ['local'];
@@ -47,6 +48,13 @@ function button(label: string, onClick: () => void, cls = '', title = ''): HTMLB
   const b = h('button', { class: `jp-Button jp-mod-styled ${cls}`, title }, label) as HTMLButtonElement;
   b.addEventListener('click', onClick);
   return b;
+}
+
+/** An open Status detail of a deployment row: the last report fetched, or why there is none. */
+interface IStatusState {
+  status: IStatus | null;
+  error: string | null;
+  busy: boolean;
 }
 
 interface ITestState {
@@ -156,6 +164,9 @@ export class NimbusPanel extends Widget {
       this._deploymentsError = null;
       if (changed) {
         this._renderDeployments();
+      }
+      for (const name of this._statuses.keys()) {
+        void this._loadStatus(name); // open details follow the poll: traffic and health change
       }
     } catch (error) {
       this._deploymentsError = errorText(error);
@@ -364,13 +375,59 @@ export class NimbusPanel extends Widget {
       this._renderDeployments();
     });
     test.disabled = d.status !== 'ready' && !this._tests.has(d.name);
+    const statusToggle = button(this._statuses.has(d.name) ? 'Hide status' : 'Status', () => {
+      if (this._statuses.has(d.name)) {
+        this._statuses.delete(d.name);
+        this._renderDeployments();
+      } else {
+        this._statuses.set(d.name, { status: null, error: null, busy: true });
+        this._renderDeployments();
+        void this._loadStatus(d.name);
+      }
+    }, '', 'Health, requests and errors, p50/p99 latency and cost');
+    statusToggle.setAttribute('data-nimbus', 'status-toggle');
     const destroy = button('Destroy', () => void this._destroy(d.name), 'jp-mod-warn');
-    card.append(h('div', { class: 'jp-NimbusPanel-actions' }, test, copy, destroy));
+    card.append(h('div', { class: 'jp-NimbusPanel-actions' }, test, statusToggle, copy, destroy));
+    const open = this._statuses.get(d.name);
+    if (open) {
+      card.append(this._statusBox(open));
+    }
     const state = this._tests.get(d.name);
     if (state) {
       card.append(this._testBox(d, state));
     }
     return card;
+  }
+
+  private _statusBox(state: IStatusState): El {
+    const box = h('div', { class: 'jp-NimbusPanel-meta', 'data-nimbus': 'status-detail' });
+    if (state.error) {
+      box.append(h('div', { class: 'jp-NimbusPanel-error' }, state.error));
+    } else if (state.status) {
+      for (const line of statusLines(state.status)) {
+        box.append(h('div', {}, line));
+      }
+    } else {
+      box.append(h('div', {}, 'Checking…'));
+    }
+    return box;
+  }
+
+  private async _loadStatus(name: string): Promise<void> {
+    const state = this._statuses.get(name);
+    if (!state) {
+      return;
+    }
+    try {
+      state.status = await requestAPI<IStatus>(`deployments/${encodeURIComponent(name)}/status`);
+      state.error = null;
+    } catch (error) {
+      state.error = errorText(error);
+    }
+    state.busy = false;
+    if (this._statuses.get(name) === state) {
+      this._renderDeployments();
+    }
   }
 
   private _testBox(d: IDeployment, state: ITestState): El {
@@ -425,6 +482,7 @@ export class NimbusPanel extends Widget {
     try {
       await requestAPI<{ message: string }>(`deployments/${encodeURIComponent(name)}`, { method: 'DELETE' });
       this._tests.delete(name);
+      this._statuses.delete(name);
     } catch (error) {
       this._deploymentsError = errorText(error);
     }
@@ -443,6 +501,7 @@ export class NimbusPanel extends Widget {
   private _deployments: IDeployment[] = [];
   private _deploymentsError: string | null = null;
   private _tests = new Map<string, ITestState>();
+  private _statuses = new Map<string, IStatusState>();
   private _poll = 0;
   private _pipelinesEl: El;
   private _progressEl: El;

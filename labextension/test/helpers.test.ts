@@ -12,10 +12,12 @@ import {
   nameProblem,
   newProgress,
   parsePipelines,
+  statusLines,
   suggestName,
-  summarizeResult
+  summarizeResult,
+  windowSummary
 } from '../src/helpers';
-import type { IProgressMessage } from '../src/models';
+import type { IProgressMessage, IStatus } from '../src/models';
 
 function msg(partial: Partial<IProgressMessage>): IProgressMessage {
   return {
@@ -92,4 +94,24 @@ test('errors read as message and what to do', () => {
   assert.equal(errorText({ message: 'no such deployment', todo: 'deploy it' }), 'no such deployment → deploy it');
   assert.equal(errorText(new Error('boom')), 'boom');
   assert.equal(errorText('plain'), 'plain');
+});
+
+test('status lines show health, traffic, latency and cost', () => {
+  const hour = { window: '1h', requests: 120, errors: 2, client_errors: 3, throttled: 1, p50_ms: 12.4, p99_ms: 80, cold_starts: null };
+  const status: IStatus = {
+    name: 'r', target: 'local', version: 2, health: 'ok', health_detail: '', health_ms: 3.25,
+    last_hour: hour, last_day: { ...hour, window: '24h', throttled: 0, p50_ms: null, p99_ms: null },
+    cost_this_month_usd: null, cost_detail: 'local target: no cost', metrics_detail: '', checked_at: '', url: ''
+  };
+  assert.deepEqual(statusLines(status), [
+    'health: ok (3.3 ms)',
+    'last hour: 120 req · 2 err · 1 throttled · p50 12 ms · p99 80 ms',
+    'last day: 120 req · 2 err · p50 — · p99 —',
+    'cost: n/a (local target: no cost)'
+  ]);
+  const aws = { ...status, health: 'down', health_detail: 'no answer', last_hour: null, last_day: null,
+    metrics_detail: 'metrics unavailable: no credentials', cost_this_month_usd: 1.5, cost_detail: 'Lambda' };
+  assert.deepEqual(statusLines(aws), ['health: down (3.3 ms) — no answer', 'last hour: no metrics', 'last day: no metrics',
+    'metrics unavailable: no credentials', 'cost: $1.50 this month (Lambda)']);
+  assert.equal(windowSummary({ ...hour, cold_starts: 4 }), '120 req · 2 err · 1 throttled · p50 12 ms · p99 80 ms · 4 cold');
 });

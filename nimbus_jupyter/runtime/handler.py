@@ -50,6 +50,8 @@ def load(bundle_dir: Optional[str] = None) -> _Loaded:
 
 def handler(event: Dict[str, Any], context: Any = None) -> Dict[str, Any]:
     """Answer one API Gateway proxy event; bad input gives a 4xx JSON error, never a 500."""
+    global _texts_in_flight
+    _texts_in_flight = []
     try:
         return _route(event)
     except ApiError as exc:
@@ -109,6 +111,11 @@ def _predict(state: _Loaded, event: Dict[str, Any]) -> Dict[str, Any]:
 
 
 _texts_in_flight: List[str] = []  # the request being run, so a failure's log can leave its texts out
+
+
+def texts_in_last_request() -> int:
+    """How many texts the last event carried (0 when it was refused before they were read): for logs."""
+    return len(_texts_in_flight)
 
 
 def _redact(trace: str, texts: List[str]) -> str:

@@ -5,6 +5,7 @@
 - ``GET    /nimbus/api/deployments/{name}``        one deployment
 - ``DELETE /nimbus/api/deployments/{name}``        destroy it
 - ``POST   /nimbus/api/deployments/{name}/predict`` test it: ``{"texts": [...], "fields": [...]}``
+- ``GET    /nimbus/api/deployments/{name}/status``  health probed now, traffic, latency, cost (``api.status_report``)
 
 Errors are JSON ``{"error", "message", "todo"}``: 404 unknown name, 400 bad input, 502 endpoint failure.
 """
@@ -21,7 +22,7 @@ from tornado.ioloop import IOLoop
 from .. import api
 from ..errors import DeploymentNotFound, EndpointError, NimbusError, UserInputError
 from ..registry import Registry
-from ..sidebar_models import DeploymentInfo, ErrorInfo, PredictRequest, PredictResponse
+from ..sidebar_models import DeploymentInfo, ErrorInfo, PredictRequest, PredictResponse, StatusInfo
 
 NAME = r"(?P<name>[a-z][a-z0-9-]{0,39})"
 
@@ -103,10 +104,21 @@ class PredictHandler(NimbusHandler):
         self.answer(PredictResponse(answer["results"], answer["fields"], str(answer.get("version", ""))).to_json())
 
 
+class StatusHandler(NimbusHandler):
+    @tornado.web.authenticated
+    async def get(self, name: str) -> None:
+        try:
+            report = await self.call(api.status_report, name)
+        except Exception as exc:
+            return self.fail(exc)
+        self.answer(StatusInfo.of(report).to_json())
+
+
 def setup_handlers(web_app: Any) -> None:
     base = url_path_join(web_app.settings["base_url"], "nimbus", "api")
     web_app.add_handlers(".*$", [
         (url_path_join(base, "deployments") + "/?", DeploymentsHandler),
         (url_path_join(base, "deployments", NAME) + "/?", DeploymentHandler),
         (url_path_join(base, "deployments", NAME, "predict") + "/?", PredictHandler),
+        (url_path_join(base, "deployments", NAME, "status") + "/?", StatusHandler),
     ])

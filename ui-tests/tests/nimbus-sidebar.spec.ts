@@ -45,6 +45,13 @@ test('deploy, test and destroy a pipeline from the Nimbus sidebar', async ({ pag
   await card.locator('[data-nimbus="test-run"]').click();
   await expect(card.locator('[data-nimbus="test-result"]')).toContainText('token(s)');
 
+  // Status: health probed now, the last hour's traffic (the smoke test and the Test above), cost.
+  await card.locator('[data-nimbus="status-toggle"]').click();
+  const detail = card.locator('[data-nimbus="status-detail"]');
+  await expect(detail).toContainText('health: ok');
+  await expect(detail).toContainText('last hour: 2 req · 0 err');
+  await expect(detail).toContainText('cost: n/a (local target: no cost)');
+
   await panel.screenshot({ path: path.join(ARTIFACTS, 'nimbus-sidebar-light.png') });
   await page.theme.setDarkTheme();
   await panel.screenshot({ path: path.join(ARTIFACTS, 'nimbus-sidebar-dark.png') });

@@ -11,11 +11,13 @@ from __future__ import annotations
 import asyncio
 import base64
 import hmac
+import json
 import os
 import signal
 import socket
 import sys
 import time
+import traceback
 import uuid
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -34,6 +36,8 @@ from ...runtime.limits import MAX_PAYLOAD_BYTES
 from ...runtime.loader import read_manifest
 from .files import DeploymentFiles, read_json, write_json_atomic
 from .pool import Pool, Saturated, WorkerDied, WorkerLoadError, worker_env
+from .requestlog import request_line
+from .stats import CONTENT_TYPE_LATEST, ServerMetrics, Windows, route_label
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
@@ -51,6 +55,8 @@ class LocalServer:
         self.reload_error: Optional[Dict[str, Any]] = None
         self._reloading = asyncio.Lock()
         self.counts: Counter = Counter()  # answers to /predict by status code, for health and tests
+        self.windows = Windows()
+        self.metrics = ServerMetrics(self._workers, lambda: str(self.config.get("version")), self.started)
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -102,31 +108,73 @@ class LocalServer:
 
     # -- requests --------------------------------------------------------------------------------
     def health(self) -> Dict[str, Any]:
-        pool = self.pool
         return {
             "status": "ok", "name": self.config.get("name"), "version": str(self.config.get("version")),
             "instance": self.instance, "lang": self.manifest.get("lang"),
             "components": self.manifest.get("components"), "hash": self.manifest.get("hash"),
             "default_fields": self.manifest.get("fields", {}).get("default"),
             "requests": dict(self.counts),
-            "workers": {"size": pool.size if pool else 0, "busy": pool.busy if pool else 0,
-                        "queued": pool.queued if pool else 0, "replaced": pool.replaced if pool else 0},
+            "workers": self._workers(),
             "uptime_seconds": round(time.time() - self.started, 1),
         }
 
+    def _workers(self) -> Dict[str, int]:
+        pool = self.pool
+        return {"size": pool.size if pool else 0, "busy": pool.busy if pool else 0,
+                "queued": pool.queued if pool else 0, "replaced": pool.replaced if pool else 0}
+
+    def stats(self) -> Dict[str, Any]:
+        """/predict traffic over the last hour and day (the server's own counters), for %nimbus_status."""
+        return {"version": str(self.config.get("version")), "instance": self.instance,
+                "uptime_seconds": round(time.time() - self.started, 1), "workers": self._workers(),
+                "last_hour": self.windows.window("1h", 3600), "last_day": self.windows.window("24h", 86400)}
+
     async def handle(self, request: Request) -> Response:
+        """Every request: answer it, count it, log one line for it (not for a healthy /health), and tag
+        the answer with its id."""
+        request_id = uuid.uuid4().hex
+        request.state.request_id = request_id
+        started = time.perf_counter()
+        try:
+            response = await self._route(request)
+        except Exception:  # a fault of ours: the traceback to the log, a JSON 500 to the caller
+            print(f"nimbus: request {request_id} failed in the server:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
+            response = _error(500, "internal", f"the server failed on this request (request id {request_id}); see its log")
+        seconds = time.perf_counter() - started
+        path, status = request.url.path, response.status_code
+        route = route_label(path)
+        if path == "/predict":
+            self.counts[str(status)] += 1
+            self.windows.record(status, seconds * 1000)
+        self.metrics.observe(route, status, seconds)
+        response.headers["x-nimbus-request-id"] = request_id
+        if route == "/health" and status == 200:
+            return response  # liveness probes (%nimbus_list, the sidebar's poll) would drown the log; counted above
+        _log(request_line(request_id, request.method, route, status, seconds * 1000,
+                          getattr(request.state, "texts", None), _error_message(response) if status >= 400 else None))
+        return response
+
+    async def _route(self, request: Request) -> Response:
         path = request.url.path
         if path == "/health" and request.method == "GET":
             return JSONResponse(self.health())
-        response = await self._answer(request)
-        if path == "/predict":
-            self.counts[str(response.status_code)] += 1
-        return response
+        if path in ("/metrics", "/stats") and request.method == "GET":
+            # Behind the key like every route but /health: they tell traffic, version and hash of a
+            # pipeline to anyone who can reach the port, and a scraper can send a header.
+            if not self._authorized(request):
+                return _unauthorized()
+            if path == "/metrics":
+                return Response(self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
+            return JSONResponse(self.stats())
+        return await self._answer(request)
+
+    def _authorized(self, request: Request) -> bool:
+        provided = request.headers.get("x-api-key", "").encode()
+        return hmac.compare_digest(provided, self.key)
 
     async def _answer(self, request: Request) -> Response:
-        provided = request.headers.get("x-api-key", "").encode()
-        if not hmac.compare_digest(provided, self.key):
-            return _error(401, "unauthorized", "missing or wrong API key; send it in the x-api-key header")
+        if not self._authorized(request):
+            return _unauthorized()
         if self.pool is not None and self.pool.saturated:  # say so before reading a body nobody will run
             return _error(429, "throttled", "every worker is busy; retry with backoff", {"Retry-After": "1"})
         declared = request.headers.get("content-length")
@@ -151,6 +199,7 @@ class LocalServer:
         except WorkerDied:
             return _error(502, "worker_died", "the worker running this request died and is being replaced; retry",
                           {"Retry-After": "1"})
+        request.state.texts = result.get("nimbus_texts")  # set by the local worker: how many texts it ran
         payload = result.get("body") or ""
         content = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8", "surrogatepass")
         return Response(content, status_code=int(result.get("statusCode", 200)), headers=result.get("headers") or {})
@@ -170,7 +219,7 @@ class LocalServer:
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
             "queryStringParameters": query, "pathParameters": None, "stageVariables": None,
             "requestContext": {
-                "requestId": uuid.uuid4().hex, "stage": "local", "path": path, "httpMethod": request.method,
+                "requestId": request.state.request_id, "stage": "local", "path": path, "httpMethod": request.method,
                 "requestTimeEpoch": int(time.time() * 1000),
                 "identity": {"sourceIp": request.client.host if request.client else "127.0.0.1"},
             },
@@ -191,6 +240,28 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
                       getattr(exc, "headers", None))
     return _error(status, "bad_request", f"the request was refused: {getattr(exc, 'detail', exc)}",
                   getattr(exc, "headers", None))
+
+
+def _unauthorized() -> JSONResponse:
+    return _error(401, "unauthorized", "missing or wrong API key; send it in the x-api-key header")
+
+
+def _error_message(response: Response) -> str:
+    """The ``message`` of a JSON error answer (the contract's errors never quote the texts)."""
+    try:
+        body = json.loads(bytes(response.body))
+        return str(body.get("message") or body.get("error") or "")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+
+
+def _log(line: str) -> None:
+    """One write(2) per line on the log (stdout, opened O_APPEND): lines from the server and its
+    workers never interleave mid-line."""
+    try:
+        os.write(1, (line + "\n").encode("utf-8"))
+    except OSError:
+        pass  # a full disk must not fail the request that was answered
 
 
 def _too_large(size: int) -> JSONResponse:

@@ -5,14 +5,16 @@ import os
 import secrets
 import shutil
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from ...errors import UserInputError
+from ...operate import RollbackResult, VersionInfo, WindowStats
 from ...plan import CREATE, KEEP, START, UPDATE, Change, Plan
 from ...progress import Progress
 from ...registry import Registry
 from .. import STAGES, check_same_pipeline
 from .files import DeploymentFiles, write_json_atomic
+from . import requestlog, versions
 from .process import probe, start_server, stop_server, switch_version
 
 KEEP_VERSIONS = 3  # bundles kept on disk per deployment, for rollback
@@ -63,15 +65,24 @@ class LocalTarget:
             else:
                 changes.append(Change(KEEP, f"local server at {current.get('url')}", "running and healthy"))
             return Plan(name, self.name, version, changes, bundle, current, options)
-        version += 1
+        version = self._next_version(name, current)
         changes.insert(0, Change(CREATE, f"bundle v{version} ({size_mb:.1f} MB)", f"the pipeline changed (hash {bundle.hash[:12]})"))
         if alive and workers == current.get("workers"):
-            changes.append(Change(UPDATE, f"local server at {current.get('url')}: v{version - 1} -> v{version}",
+            changes.append(Change(UPDATE, f"local server at {current.get('url')}: v{current['version']} -> v{version}",
                                   "in-flight requests finish on the old version; new ones go to the new"))
         else:
             changes.append(Change(START, f"local server for v{version} with {workers} worker(s)",
                                   "it is not running" if not alive else f"workers {current.get('workers')} -> {workers}"))
         return Plan(name, self.name, version, changes, bundle, current, options)
+
+    def _next_version(self, name: str, current: Dict[str, Any]) -> int:
+        """One past every version ever made: after a rollback to v1, the next deploy is v4, not v2
+        (which would overwrite a kept bundle and reuse a number the history already has)."""
+        seen = [int(current["version"])] + [int(h["version"]) for h in current.get("history", [])]
+        versions = self.files(name).versions
+        if versions.exists():
+            seen += [int(p.name) for p in versions.iterdir() if p.name.isdigit()]
+        return max(seen) + 1
 
     # -- apply ---------------------------------------------------------------------------------------
     def apply(self, plan: Plan, progress: Progress) -> Dict[str, Any]:
@@ -143,7 +154,7 @@ class LocalTarget:
         history = list((plan.current or {}).get("history", []))
         if not history or history[-1]["version"] != plan.version:
             history.append({"version": plan.version, "hash": manifest["hash"], "created": now,
-                            "components": manifest["components"], "by": _user()})
+                            "components": manifest["components"], "by": user()})
         return {
             "name": plan.name, "target": self.name, "status": "ready", "version": plan.version,
             "hash": manifest["hash"], "lang": manifest["lang"], "components": manifest["components"],
@@ -164,17 +175,29 @@ class LocalTarget:
         return "dead", f"{result.detail}; run %nimbus_deploy again to restart it"
 
     def logs(self, record: Dict[str, Any], start: float, errors: bool, limit: int) -> List[Any]:
-        """The server log's last lines. Its lines carry no times, so ``start`` only rules out a log
-        that has not changed since then."""
-        from ...logs import LogLine, is_error
+        """server.log's lines from ``start`` on (by their times), only failures with ``errors``."""
+        return requestlog.recent(self.files(record["name"]).log, start, errors, limit)
 
-        log = self.files(record["name"]).log
-        if not log.exists() or log.stat().st_mtime < start:
-            return []
-        lines = [l for l in log.read_text("utf-8", "replace").splitlines() if l.strip()]
-        if errors:
-            lines = [l for l in lines if is_error(l)]
-        return [LogLine("", l) for l in lines[-limit:]]
+    def follow_logs(self, record: Dict[str, Any], start: float, errors: bool) -> Iterator[Any]:
+        """Tails server.log: the lines from ``start``, then each new one, until the caller stops."""
+        return requestlog.follow(self.files(record["name"]).log, start, errors)
+
+    # -- operate: metrics, history, rollback ------------------------------------------------------------
+    def metrics(self, record: Dict[str, Any]) -> Tuple[WindowStats, WindowStats, Optional[float], str]:
+        """The server's own counters (GET /stats with the key): they start again when the server restarts."""
+        from ...client import EndpointClient
+
+        stats = EndpointClient(record["url"], self.files(record["name"]).read_key()).get_json("/stats", timeout=5.0)
+        return (WindowStats(**stats["last_hour"]), WindowStats(**stats["last_day"]), None,
+                "local target: no cost")
+
+    def history(self, record: Dict[str, Any]) -> List[VersionInfo]:
+        """Every deploy and rollback, oldest first; ``available``: its bundle is still on disk."""
+        return versions.history(record, self.files(record["name"]))
+
+    def rollback(self, record: Dict[str, Any], to_version: Optional[int] = None) -> Tuple[Dict[str, Any], RollbackResult]:
+        """Serve a kept earlier version through the server's in-place switch (no request fails)."""
+        return versions.rollback(record, self.files(record["name"]), to_version)
 
     def destroy(self, record: Dict[str, Any]) -> str:
         files = self.files(record["name"])
@@ -186,7 +209,7 @@ class LocalTarget:
         return start_server(self.files(record["name"]))
 
 
-def _user() -> str:
+def user() -> str:
     try:
         import getpass
 

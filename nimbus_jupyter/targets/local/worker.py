@@ -33,7 +33,9 @@ def main(bundle_dir: str) -> int:
             event = read_frame(inp)
         except EOFError:
             return 0  # the server closed our stdin: it is stopping or it died
-        out.write(encode(handler.handler(event, None)))
+        response = handler.handler(event, None)
+        response["nimbus_texts"] = handler.texts_in_last_request()  # for the server's request log line
+        out.write(encode(response))
         out.flush()
 
 

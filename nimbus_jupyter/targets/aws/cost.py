@@ -1,7 +1,9 @@
 """What an endpoint costs: one dated price table and the arithmetic on it.
 
-Prices are US East (N. Virginia), first pricing tier, as published on aws.amazon.com/lambda/pricing
-and aws.amazon.com/api-gateway/pricing, read on the date below. Other regions differ by a few percent.
+Prices are US East (N. Virginia), first pricing tier, the figures AWS publishes on
+aws.amazon.com/lambda/pricing and aws.amazon.com/api-gateway/pricing. They were read on the date below
+from stored copies of pages that quote them (this machine has no internet), not from AWS's live page:
+check them there before relying on the cost lines. Other regions differ by a few percent.
 """
 from __future__ import annotations
 

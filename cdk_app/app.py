@@ -10,7 +10,6 @@ Run as a script by the CDK CLI (``<python> <dir>/app.py``) or imported as ``nimb
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Optional, Tuple
 

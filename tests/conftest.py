@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from aws_support import aws_environment, fake_aws_env
+from aws_support import aws_environment, fake_aws_env, moto_server
 from pipelines import core_pipeline, textcat_pipeline
 
 # Tests never see the developer's real AWS set-up (listings would find real stacks, deploys would cost
@@ -32,6 +32,14 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def no_real_aws(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     with aws_environment(fake_aws_env(tmp_path_factory.mktemp("aws"), region="")):
         yield
+
+
+@pytest.fixture(scope="module")
+def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto_server of the module's own, with this process's AWS environment pointed at it."""
+    tmp = tmp_path_factory.mktemp("moto")
+    with moto_server(tmp) as url, aws_environment(fake_aws_env(tmp, endpoint=url)):
+        yield url
 
 
 @pytest.fixture

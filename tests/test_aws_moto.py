@@ -11,20 +11,12 @@ from typing import Any, Dict, Iterator, List
 import boto3
 import pytest
 
-from aws_support import aws_environment, fake_aws_env, moto_server
 from nimbus_jupyter.bundle import build_bundle
 from nimbus_jupyter.progress import MessageEvent, Progress, ProgressEvent, StageEvent
 from nimbus_jupyter.registry import Registry
 from nimbus_jupyter.targets import get_target
 
 pytestmark = pytest.mark.timeout(1200)
-
-
-@pytest.fixture(scope="module")
-def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("moto")
-    with moto_server(tmp) as url, aws_environment(fake_aws_env(tmp, endpoint=url)):
-        yield url
 
 
 @pytest.fixture(scope="module")

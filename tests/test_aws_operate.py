@@ -15,12 +15,11 @@ import io
 import time
 import zipfile
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Dict, List
 
 import boto3
 import pytest
 
-from aws_support import aws_environment, fake_aws_env, moto_server
 from nimbus_jupyter.errors import UserInputError
 from nimbus_jupyter.registry import Registry
 from nimbus_jupyter.targets import get_target
@@ -33,13 +32,6 @@ ARN = "arn:aws:sts::123456789012:user/moto"  # the caller moto_server reports
 H1, H2, H3 = "a1" * 32, "b2" * 32, "c3" * 32
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def moto_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    tmp = tmp_path_factory.mktemp("moto-operate")
-    with moto_server(tmp) as url, aws_environment(fake_aws_env(tmp, endpoint=url)):
-        yield url
 
 
 def _zip(text: str) -> bytes:

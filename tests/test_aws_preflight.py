@@ -3,7 +3,6 @@ and nothing is created (no registry entry, no files, no layer build, no stack)."
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Iterator
 

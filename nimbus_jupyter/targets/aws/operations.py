@@ -103,7 +103,7 @@ def rollback(client: AwsClient, record: Dict[str, Any], to_version: Optional[Any
         if not earlier:
             raise UserInputError(f"{name!r} serves v{serving} and Lambda has no earlier version to go back to "
                                  f"(versions in Lambda: {listing})",
-                                 f"name one with --to VERSION, or deploy the pipeline you want")
+                                 "name one with --to VERSION, or deploy the pipeline you want")
         target = max(earlier)
     else:
         target = _version_number(to_version)

@@ -19,6 +19,6 @@ def test_aws_notebook_dry_run_path(tmp_path: Path) -> None:
     assert "Plan for 'reviews' on target 'aws': version 1 will serve" in text
     assert "create  stack nimbus-reviews" in text and "AWS::Lambda::Function" in text
     assert "of Lambda's 250 MB limit" in text
-    assert "per 1,000 texts by direct invoke" in text and "idle $0.00/month" in text
+    assert "per 1,000 texts, $" in text and "per million, by direct invoke" in text and "idle $0.00/month" in text
     assert "stopping after the plan" in text
     assert not (tmp_path / "home" / "deployments").exists() or not any((tmp_path / "home" / "deployments").iterdir())

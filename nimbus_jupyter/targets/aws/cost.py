@@ -7,6 +7,7 @@ check them there before relying on the cost lines. Other regions differ by a few
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 PRICES_READ_ON = "2026-11-30"
@@ -30,9 +31,17 @@ class CostEstimate:
 
     def text(self) -> str:
         via = "through API Gateway" if self.through_api_gateway else "by direct invoke"
-        return (f"about ${self.per_1000_texts:.4f} per 1,000 texts {via} ({self.memory_mb} MB {self.arch}, "
-                f"{self.seconds_per_text * 1000:.1f} ms/text, {self.texts_per_request} texts/request); "
+        return (f"about {usd(self.per_1000_texts)} per 1,000 texts, {usd(self.per_1000_texts * 1000)} per million, {via} "
+                f"({self.memory_mb} MB {self.arch}, {self.seconds_per_text * 1000:.2g} ms/text measured in this kernel, "
+                f"{self.texts_per_request} texts/request); "
                 f"idle ${self.idle_per_month:.2f}/month (prices {PRICES_REGION}, read {PRICES_READ_ON})")
+
+
+def usd(amount: float) -> str:
+    """Dollars with two significant digits for small sums ($0.000031), cents for the rest ($12.40)."""
+    if amount >= 0.01 or amount == 0:
+        return f"${amount:,.2f}"
+    return f"${amount:.2g}" if amount < 1e-6 else f"${amount:.{2 - int(math.floor(math.log10(amount))) - 1}f}"
 
 
 def estimate(seconds_per_text: float, memory_mb: int, arch: str, texts_per_request: int = 64,

@@ -7,10 +7,10 @@ from nimbus_jupyter.targets.aws.cost import estimate, usd
 
 
 def test_cost_per_1000_texts_through_api_gateway() -> None:
-    # 1,000 texts x 3.45 ms = 3.45 s; x 2 GB = 6.9 GB-s; x $0.0000166667 = $0.000115000
+    # 1,000 texts x 3.45 ms = 3.45 s; x 2 GB = 6.9 GB-s; x $0.0000166667 = $0.00011500023
     # 1,000 / 64 = 15.625 requests x ($0.20 + $3.50) per million = $0.0000578125
     found = estimate(0.00345, 2048, "x86_64", texts_per_request=64, through_api_gateway=True)
-    assert found.per_1000_texts == pytest.approx(0.000115000 + 0.0000578125, rel=1e-6)
+    assert found.per_1000_texts == pytest.approx(0.00011500023 + 0.0000578125, rel=1e-9)
     assert "$0.00017 per 1,000 texts, $0.17 per million, through API Gateway" in found.text()
 
 

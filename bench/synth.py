@@ -99,8 +99,9 @@ def main() -> None:
         notes.append("the CLI figure is mostly the first app.synth() in a fresh jsii/node process (one profiled run: "
                      "imports 1.1 s, constructs 0.6 s, synth 9.0 s of 13.8 s), not the Python imports (~1.3 s); "
                      "later synths in the same process take the in-process figure")
-        notes.append("the CLI's own startup (npx cdk, credentials, bootstrap check) is not included: no CDK CLI or AWS "
-                     "account here; each run synthesizes into a fresh directory, so assets are hashed and copied every time")
+        notes.append("the CLI's own startup (npx cdk, credentials, bootstrap check) is not included (it adds its own node "
+                     "start-up before the app runs); each run synthesizes into a fresh directory, so assets are hashed and "
+                     "copied every time")
     finally:
         shutil.rmtree(work, ignore_errors=True)
     write_table_section(HEADING, context(load_before) + ["- stack: NimbusStack, inline model, x86_64"], rows, notes)

@@ -76,5 +76,6 @@ class RollbackResult:
     how: str  # e.g. "switched the local server's workers" / "moved the Lambda alias 'live'"
 
     def text(self) -> str:
-        return (f"rolled {self.name!r} back from v{self.from_version} to v{self.to_version} in {self.seconds:.1f} s "
+        verb = "rolled {!r} back" if self.to_version < self.from_version else "moved {!r} forward"
+        return (f"{verb.format(self.name)} from v{self.from_version} to v{self.to_version} in {self.seconds:.1f} s "
                 f"({self.how})")

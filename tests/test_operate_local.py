@@ -326,3 +326,10 @@ def test_windows_keep_a_day_of_minutes_and_quantiles_within_a_bin():
         windows.record(200, 1.0)
     assert len(windows.buckets) == DAY_BUCKETS and windows.window("24h", 86400)["requests"] == 1440  # the current minute and 1439 before it
     assert Windows().window("1h", 3600)["p50_ms"] is None
+
+
+def test_rollback_result_says_back_or_forward() -> None:
+    from nimbus_jupyter.operate import RollbackResult
+
+    assert RollbackResult("r", "local", 3, 2, 1.25, "switch").text() == "rolled 'r' back from v3 to v2 in 1.2 s (switch)"
+    assert RollbackResult("r", "aws", 2, 3, 0.4, "alias").text() == "moved 'r' forward from v2 to v3 in 0.4 s (alias)"

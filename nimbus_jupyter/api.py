@@ -145,12 +145,8 @@ def run_deploy(
     registry = registry or Registry()
     tgt = get_target(target, registry=registry, workers=workers, **target_options)
     progress = Progress(tgt.stages, listeners)
-    lock = registry.lock_for(name)
-    try:
-        lock.acquire(timeout=1)
-    except Timeout:
-        raise UserInputError(f"another deploy or destroy of {name!r} is running (maybe in another kernel)",
-                             "wait for it to finish, then run this again")
+    lock = _acquire(registry, name, 1, f"another deploy or destroy of {name!r} is running (maybe in another kernel)",
+                    "wait for it to finish, then run this again")
     staging = registry.home / "staging" / uuid.uuid4().hex
     try:
         staging.parent.mkdir(exist_ok=True, mode=0o700)
@@ -184,6 +180,16 @@ def run_deploy(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         lock.release()
+
+
+def _acquire(registry: Registry, name: str, timeout: float, busy: str, todo: str) -> Any:
+    """The deployment's cross-kernel lock, held; the caller releases it. Busy means a UserInputError."""
+    lock = registry.lock_for(name)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise UserInputError(busy, todo)
+    return lock
 
 
 def seconds_per_text(nlp: Any, texts: Sequence[str], budget: float = 0.3) -> float:
@@ -266,11 +272,7 @@ def destroy(name: str, registry: Optional[Registry] = None) -> str:
     """Stop ``name``'s endpoint and remove everything it made; returns what was done."""
     registry = registry or Registry()
     record = get_record(name, registry)
-    lock = registry.lock_for(name)
-    try:
-        lock.acquire(timeout=5)
-    except Timeout:
-        raise UserInputError(f"a deploy of {name!r} is running", "wait for it to finish, then destroy")
+    lock = _acquire(registry, name, 5, f"a deploy of {name!r} is running", "wait for it to finish, then destroy")
     try:
         done = get_target(record["target"], registry=registry).destroy(record)
         registry.remove(name)
@@ -353,11 +355,8 @@ def rollback(name: str, to: Union[int, str, None] = None, registry: Optional[Reg
     version = parse_version(to)
     record = get_record(name, registry)
     fn = _target_method(record, registry, "rollback", "roll back")
-    lock = registry.lock_for(name)
-    try:
-        lock.acquire(timeout=5)
-    except Timeout:
-        raise UserInputError(f"a deploy, destroy or rollback of {name!r} is running", "wait for it to finish, then roll back")
+    lock = _acquire(registry, name, 5, f"a deploy, destroy or rollback of {name!r} is running",
+                    "wait for it to finish, then roll back")
     try:
         record = get_record(name, registry)  # read again under the lock: a deploy may have just finished
         new_record, result = fn(record, version)

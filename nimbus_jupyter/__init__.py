@@ -15,7 +15,7 @@ __all__ = ["deploy", "batch", "list_deployments", "get_deployment", "destroy", "
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import NimbusMagics
+    from .faces.magics import NimbusMagics
 
     ipython.register_magics(NimbusMagics)
 
@@ -27,7 +27,7 @@ def _jupyter_labextension_paths() -> list:
 
 def _jupyter_server_extension_points() -> list:
     """The server extension with the sidebar's REST routes (enabled on install by jupyter-config)."""
-    return [{"module": "nimbus_jupyter.server_extension"}]
+    return [{"module": "nimbus_jupyter.faces.server_extension"}]
 
 
 def __getattr__(name: str) -> Any:
@@ -36,7 +36,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(api, name)
     if name == "batch":
-        from .batching import batch
+        from .api.batching import batch
 
         return batch
     raise AttributeError(f"module 'nimbus_jupyter' has no attribute {name!r}")

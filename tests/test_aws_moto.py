@@ -11,9 +11,9 @@ from typing import Any, Dict, Iterator, List
 import boto3
 import pytest
 
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.progress import MessageEvent, Progress, ProgressEvent, StageEvent
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.core.progress import MessageEvent, Progress, ProgressEvent, StageEvent
+from nimbus_jupyter.core.registry import Registry
 from nimbus_jupyter.targets import get_target
 
 pytestmark = pytest.mark.timeout(1200)
@@ -145,7 +145,7 @@ def test_a_failed_deploy_says_why_and_leaves_nothing(deployed: Dict[str, Any], t
     """The asset bucket is gone (someone emptied and deleted it): the deploy fails at upload, says so,
     and no stack and no registry entry are left."""
     from nimbus_jupyter.api import run_deploy
-    from nimbus_jupyter.errors import DeployFailed
+    from nimbus_jupyter.core.errors import DeployFailed
 
     s3 = boto3.client("s3")
     bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("cdk-hnb659fds-assets-"))

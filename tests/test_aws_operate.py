@@ -20,8 +20,8 @@ from typing import Any, Dict, List
 import boto3
 import pytest
 
-from nimbus_jupyter.errors import UserInputError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.errors import UserInputError
+from nimbus_jupyter.core.registry import Registry
 from nimbus_jupyter.targets import get_target
 from nimbus_jupyter.targets.aws.cost import month_to_date
 from nimbus_jupyter.targets.aws.operations import follow_logs, parse_report
@@ -300,7 +300,7 @@ def test_follow_logs_with_errors_keeps_only_failures(function, log_group) -> Non
 
 
 def test_alarm_email_is_checked_and_reaches_the_options(nimbus_home: Path) -> None:
-    from nimbus_jupyter.magics import _target_options
+    from nimbus_jupyter.faces.magics import _target_options
 
     assert get_target("aws", registry=Registry(), alarm_email="ops@example.com").options["alarm_email"] == "ops@example.com"
     assert get_target("aws", registry=Registry()).options["alarm_email"] is None

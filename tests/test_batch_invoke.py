@@ -22,14 +22,14 @@ import requests
 from IPython.core.error import UsageError
 
 import nimbus_jupyter as nj
-import nimbus_jupyter.api as nj_api
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.checkpoints import CheckpointStore
-from nimbus_jupyter.client import EndpointClient
-from nimbus_jupyter.deployment import Deployment
-from nimbus_jupyter.errors import EndpointError, UserInputError
-from nimbus_jupyter.invoke import InvokeEndpointClient
-from nimbus_jupyter.registry import Registry
+import nimbus_jupyter.api.orchestration as nj_api
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.api.checkpoints import CheckpointStore
+from nimbus_jupyter.endpoint.client import EndpointClient
+from nimbus_jupyter.api.deployment import Deployment
+from nimbus_jupyter.core.errors import EndpointError, UserInputError
+from nimbus_jupyter.endpoint.invoke import InvokeEndpointClient
+from nimbus_jupyter.core.registry import Registry
 from nimbus_jupyter.runtime.fields import doc_to_result
 
 HERE = Path(__file__).resolve().parent
@@ -242,7 +242,7 @@ def test_a_function_deleted_mid_batch_stops_sending_and_a_rerun_resumes(lam):
 
 INTERRUPTED_RUN = textwrap.dedent("""
     import nimbus_jupyter as nj
-    import nimbus_jupyter.api as nj_api
+    import nimbus_jupyter.api.orchestration as nj_api
     real = nj_api.get_target
     class Ready:
         def live_status(self, record):

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from nimbus_jupyter.errors import NimbusError
-from nimbus_jupyter.registry import Registry, RegistryWarning
+from nimbus_jupyter.core.errors import NimbusError
+from nimbus_jupyter.core.registry import Registry, RegistryWarning
 
 TESTS = Path(__file__).resolve().parent
 

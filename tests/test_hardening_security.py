@@ -11,10 +11,10 @@ import pytest
 import requests
 
 import nimbus_jupyter as nj
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.client import EndpointClient
-from nimbus_jupyter.errors import EndpointError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.endpoint.client import EndpointClient
+from nimbus_jupyter.core.errors import EndpointError
+from nimbus_jupyter.core.registry import Registry
 from pipelines import fails_on_pipeline
 
 PACKAGE = Path(nj.__file__).resolve().parent

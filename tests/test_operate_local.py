@@ -14,9 +14,9 @@ from IPython.core.error import UsageError
 from prometheus_client.parser import text_string_to_metric_families
 
 import nimbus_jupyter as nj
-from nimbus_jupyter.errors import UserInputError
-from nimbus_jupyter.logs import follow_logs, recent_logs
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.errors import UserInputError
+from nimbus_jupyter.api.logs import follow_logs, recent_logs
+from nimbus_jupyter.core.registry import Registry
 from pipelines import gate_pipeline, textcat_pipeline
 
 TEXTS = ["great phone, love it", "arrived broken, avoid this laptop", "fine"]
@@ -329,7 +329,7 @@ def test_windows_keep_a_day_of_minutes_and_quantiles_within_a_bin():
 
 
 def test_rollback_result_says_back_or_forward() -> None:
-    from nimbus_jupyter.operate import RollbackResult
+    from nimbus_jupyter.core.operate import RollbackResult
 
     assert RollbackResult("r", "local", 3, 2, 1.25, "switch").text() == "rolled 'r' back from v3 to v2 in 1.2 s (switch)"
     assert RollbackResult("r", "aws", 2, 3, 0.4, "alias").text() == "moved 'r' forward from v2 to v3 in 0.4 s (alias)"

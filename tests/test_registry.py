@@ -7,12 +7,12 @@ import sys
 
 import pytest
 
-from nimbus_jupyter.errors import NimbusError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.errors import NimbusError
+from nimbus_jupyter.core.registry import Registry
 
 WRITER = """
 import sys
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.registry import Registry
 registry = Registry(sys.argv[1])
 for i in range(int(sys.argv[3])):
     registry.put({"name": f"{sys.argv[2]}-{i}", "target": "local", "created": str(i)})

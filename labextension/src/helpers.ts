@@ -49,12 +49,12 @@ export function pyString(text: string): string {
 }
 
 /** The silent execute that lists the kernel's pipelines; it leaves no names in the user's namespace. */
-export const PROBE_CODE = "__import__('nimbus_jupyter.kernel_probe', fromlist=['_']).publish_pipelines()";
+export const PROBE_CODE = "__import__('nimbus_jupyter.faces.kernel_probe', fromlist=['_']).publish_pipelines()";
 
 /** The execute that deploys from the panel: nimbus_jupyter.deploy, the magic's own code path. */
 export function deployCode(variable: string, name: string, target: string): string {
   return (
-    "__import__('nimbus_jupyter.kernel_probe', fromlist=['_']).deploy_from_sidebar(" +
+    "__import__('nimbus_jupyter.faces.kernel_probe', fromlist=['_']).deploy_from_sidebar(" +
     `${pyString(variable)}, ${pyString(name)}, ${pyString(target)})`
   );
 }

@@ -26,8 +26,8 @@ def stages_of(name: str) -> tuple:
 
 def get_target(name: str, **options: Any) -> Any:
     """The target object for ``name``; raises UserInputError for an unknown one or a wrong option."""
-    from ..errors import UserInputError
-    from ..registry import Registry
+    from ..core.errors import UserInputError
+    from ..core.registry import Registry
 
     options.setdefault("registry", Registry())
     if name == "local":
@@ -47,7 +47,7 @@ def get_target(name: str, **options: Any) -> Any:
 
 def check_same_pipeline(name: str, bundle: Any, current: Dict[str, Any], force: bool) -> None:
     """A redeploy under a name must be the same kind of pipeline, unless the user says --force."""
-    from ..errors import UserInputError
+    from ..core.errors import UserInputError
 
     mine = (bundle.manifest["lang"], bundle.manifest["components"])
     theirs = (current.get("lang"), current.get("components"))

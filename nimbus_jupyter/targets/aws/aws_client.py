@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
-from ...errors import NimbusError, UserInputError
+from ...core.errors import NimbusError, UserInputError
 from .spec import TAG_PREFIX
 
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"  # the CDK's default qualifier

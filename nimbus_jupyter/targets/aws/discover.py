@@ -9,8 +9,8 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Set
 
-from ...deployment import Deployment
-from ...registry import Registry
+from ...api.deployment import Deployment
+from ...core.registry import Registry
 from .aws_client import AwsClient, StackInfo, make_session
 from .spec import TAG_PREFIX, stack_name_for
 

@@ -13,8 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ...errors import UserInputError
-from ...operate import RollbackResult, VersionInfo, WindowStats
+from ...core.errors import UserInputError
+from ...core.operate import RollbackResult, VersionInfo, WindowStats
 from .aws_client import AwsClient, LambdaVersion
 from .cost import month_to_date
 from .spec import parse_version_description
@@ -250,7 +250,7 @@ def follow_logs(client: AwsClient, record: Dict[str, Any], start: float, errors:
     deliver an event late, with an older time) and drops events already yielded by their id; waits
     ``poll_seconds``, doubling up to ``max_poll_seconds`` while nothing comes.
     """
-    from ...logs import ERROR_WORDS, LogLine, is_error
+    from ...api.logs import ERROR_WORDS, LogLine, is_error
 
     group = log_group_of(record)
     pattern = " ".join(f'?"{word}"' for word in ERROR_WORDS) if errors else ""

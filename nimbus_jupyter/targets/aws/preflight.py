@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
-from ...errors import UserInputError
+from ...core.errors import UserInputError
 from .aws_client import AwsClient, Identity, make_session
 from .cdk_cli import ensure_cli, require_node
 

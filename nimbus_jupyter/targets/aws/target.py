@@ -14,10 +14,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ...errors import DeployFailed, UserInputError
-from ...plan import CREATE, KEEP, UPDATE, Change, Plan
-from ...progress import Progress, ProgressEvent
-from ...registry import Registry, nimbus_cache, nimbus_home
+from ...core.errors import DeployFailed, UserInputError
+from ...core.plan import CREATE, KEEP, UPDATE, Change, Plan
+from ...core.progress import Progress, ProgressEvent
+from ...core.registry import Registry, nimbus_cache, nimbus_home
 from .. import STAGES, check_same_pipeline
 from . import cdk_cli
 from .aws_client import AwsClient, StackInfo, make_session
@@ -331,7 +331,7 @@ class AwsTarget:
 
     def logs(self, record: Dict[str, Any], start: float, errors: bool, limit: int) -> List[Any]:
         """The function's CloudWatch log lines since ``start``; with ``errors``, only failures."""
-        from ...logs import ERROR_WORDS, LogLine, is_error
+        from ...api.logs import ERROR_WORDS, LogLine, is_error
 
         group = operations.log_group_of(record)
         pattern = " ".join(f'?"{word}"' for word in ERROR_WORDS) if errors else ""

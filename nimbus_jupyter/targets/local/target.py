@@ -7,11 +7,11 @@ import shutil
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from ...errors import UserInputError
-from ...operate import RollbackResult, VersionInfo, WindowStats
-from ...plan import CREATE, KEEP, START, UPDATE, Change, Plan
-from ...progress import Progress
-from ...registry import Registry
+from ...core.errors import UserInputError
+from ...core.operate import RollbackResult, VersionInfo, WindowStats
+from ...core.plan import CREATE, KEEP, START, UPDATE, Change, Plan
+from ...core.progress import Progress
+from ...core.registry import Registry
 from .. import STAGES, check_same_pipeline
 from .files import DeploymentFiles, write_json_atomic
 from . import requestlog, versions
@@ -185,7 +185,7 @@ class LocalTarget:
     # -- operate: metrics, history, rollback ------------------------------------------------------------
     def metrics(self, record: Dict[str, Any]) -> Tuple[WindowStats, WindowStats, Optional[float], str]:
         """The server's own counters (GET /stats with the key): they start again when the server restarts."""
-        from ...client import EndpointClient
+        from ...endpoint.client import EndpointClient
 
         stats = EndpointClient(record["url"], self.files(record["name"]).read_key()).get_json("/stats", timeout=5.0)
         return (WindowStats(**stats["last_hour"]), WindowStats(**stats["last_day"]), None,

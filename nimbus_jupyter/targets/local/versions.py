@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from ...errors import UserInputError
-from ...operate import RollbackResult, VersionInfo
+from ...core.errors import UserInputError
+from ...core.operate import RollbackResult, VersionInfo
 from ...runtime.loader import read_manifest
 from .files import DeploymentFiles, read_json, write_json_atomic
 from .process import probe, start_server, switch_version

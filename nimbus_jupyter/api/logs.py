@@ -6,8 +6,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Iterator, List, Optional, Tuple
 
-from .errors import UserInputError
-from .registry import Registry
+from ..core.errors import UserInputError
+from ..core.registry import Registry
 
 _SINCE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -42,8 +42,8 @@ def is_error(message: str) -> bool:
 def recent_logs(name: str, since: str = "1h", errors: bool = False, limit: int = 200,
                 registry: Optional[Registry] = None) -> List[LogLine]:
     """The deployment's log lines from the last ``since``, oldest first (only errors with ``errors``)."""
-    from .api import get_record
-    from .targets import get_target
+    from .orchestration import get_record
+    from ..targets import get_target
 
     if not isinstance(limit, int) or limit < 1:
         raise UserInputError(f"limit must be a whole number of at least 1, not {limit!r}", "e.g. --limit 50")
@@ -67,8 +67,8 @@ def follow_logs(name: str, since: str = "1m", errors: bool = False,
 
 
 def _target_of(name: str, registry: Optional[Registry]) -> Tuple[dict, Any]:
-    from .api import get_record
-    from .targets import get_target
+    from .orchestration import get_record
+    from ..targets import get_target
 
     registry = registry or Registry()
     record = get_record(name, registry)

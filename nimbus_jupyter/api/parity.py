@@ -5,7 +5,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence
 
-from .runtime.fields import doc_to_result
+from ..runtime.fields import doc_to_result
 
 SCORE_TOLERANCE = 1e-5
 

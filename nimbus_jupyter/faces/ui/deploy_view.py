@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..progress import DONE, FAILED, PENDING, RUNNING, SKIPPED, MessageEvent, ProgressEvent, StageEvent
+from ...core.progress import DONE, FAILED, PENDING, RUNNING, SKIPPED, MessageEvent, ProgressEvent, StageEvent
 from .render import parity_html, samples_html, samples_text
 
 _ICONS = {PENDING: "○", RUNNING: "◐", DONE: "✔", FAILED: "✖", SKIPPED: "–"}

@@ -19,9 +19,9 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.utils import url_path_join
 from tornado.ioloop import IOLoop
 
-from .. import api
-from ..errors import DeploymentNotFound, EndpointError, NimbusError, UserInputError
-from ..registry import Registry
+from ... import api
+from ...core.errors import DeploymentNotFound, EndpointError, NimbusError, UserInputError
+from ...core.registry import Registry
 from ..sidebar_models import DeploymentInfo, ErrorInfo, PredictRequest, PredictResponse, StatusInfo
 
 NAME = r"(?P<name>[a-z][a-z0-9-]{0,39})"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from .errors import UserInputError
+from ..core.errors import UserInputError
 
 VIAS = ("invoke", "http")
 
@@ -102,20 +102,20 @@ class Deployment:
     def transport(self, via: Optional[str] = None, retries: int = 8, concurrency: int = 10) -> Any:
         """A ``Transport`` (see ``transport.py``) to this deployment, chosen by ``transport_kind``."""
         if self.transport_kind(via) == "invoke":
-            from .invoke import LambdaInvokeTransport
+            from ..endpoint.invoke import LambdaInvokeTransport
 
             return LambdaInvokeTransport.for_deployment(self, retries=retries, concurrency=concurrency)
-        from .transport import HttpTransport
+        from ..endpoint.transport import HttpTransport
 
         return HttpTransport(self.url, self.api_key, retries=retries)
 
     def client(self, via: Optional[str] = None) -> Any:
         """An ``EndpointClient`` (HTTP) or ``InvokeEndpointClient``: same methods and answers."""
         if self.transport_kind(via) == "invoke":
-            from .invoke import InvokeEndpointClient
+            from ..endpoint.invoke import InvokeEndpointClient
 
             return InvokeEndpointClient.for_deployment(self)
-        from .client import EndpointClient
+        from ..endpoint.client import EndpointClient
 
         return EndpointClient(self.url, self.api_key)
 

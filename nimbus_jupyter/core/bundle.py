@@ -21,8 +21,8 @@ from typing import Any, Dict, Optional
 
 from .code_capture import capture_pipeline_code
 from .errors import UserInputError
-from .runtime.fields import PipelineFields
-from .runtime.loader import CODE_DIR, MANIFEST, MODEL_DIR
+from ..runtime.fields import PipelineFields
+from ..runtime.loader import CODE_DIR, MANIFEST, MODEL_DIR
 
 BUNDLE_FORMAT = 1
 _UNHASHED = {MANIFEST, f"{MODEL_DIR}/vocab/strings.json"}

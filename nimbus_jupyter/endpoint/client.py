@@ -5,8 +5,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import requests
 
-from .errors import EndpointError
-from .runtime.limits import API_GATEWAY_TIMEOUT_SECONDS
+from ..core.errors import EndpointError
+from ..runtime.limits import API_GATEWAY_TIMEOUT_SECONDS
 
 
 class EndpointClient:

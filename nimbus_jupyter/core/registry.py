@@ -20,7 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from filelock import FileLock, Timeout
 
 from .errors import NimbusError
-from .targets.local.files import write_json_atomic
+from ..targets.local.files import write_json_atomic
 
 SCHEMA_VERSION = 1
 HOME_ENV = "NIMBUS_HOME"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import html
 from typing import Any, List, Optional
 
-from ..operate import StatusReport, WindowStats
+from ...core.operate import StatusReport, WindowStats
 
 _HEALTH_COLOR = {"ok": "var(--jp-success-color1, green)", "down": "var(--jp-error-color1, #c00)"}
 

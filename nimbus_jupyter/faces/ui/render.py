@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 from typing import Any, Dict, List, Sequence
 
-from ..parity import ParityReport
+from ...api.parity import ParityReport
 
 
 def _clip(text: str, limit: int = 70) -> str:

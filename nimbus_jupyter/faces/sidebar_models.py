@@ -105,7 +105,7 @@ class PredictRequest:
 
     @classmethod
     def parse(cls, body: Any) -> "PredictRequest":
-        from .errors import UserInputError
+        from ..core.errors import UserInputError
 
         if not isinstance(body, dict):
             raise UserInputError("the request body must be a JSON object", 'send {"texts": ["some text"]}')

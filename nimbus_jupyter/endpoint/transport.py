@@ -21,8 +21,8 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from .errors import EndpointError
-from .runtime.limits import API_GATEWAY_TIMEOUT_SECONDS
+from ..core.errors import EndpointError
+from ..runtime.limits import API_GATEWAY_TIMEOUT_SECONDS
 
 RETRIABLE = (429, 500, 502, 503, 504)
 CHECK_TIMEOUT_SECONDS = 10

@@ -75,7 +75,7 @@ def _publish_progress(message: ProgressMessage) -> None:
 
 def progress_message(name: str, event: Any) -> Optional[ProgressMessage]:
     """A deploy's progress event as the message the sidebar reads."""
-    from .progress import MessageEvent, ProgressEvent, StageEvent
+    from ..core.progress import MessageEvent, ProgressEvent, StageEvent
 
     if isinstance(event, StageEvent):
         return ProgressMessage("stage", name, stage=event.stage, state=event.state, detail=event.detail,
@@ -94,13 +94,14 @@ def deploy_from_sidebar(variable: str, name: str, target: str = "local", shell: 
     Errors are published as an ``error`` message with the readable text (and not raised, so a silent
     execute leaves no traceback behind); the registry is the record of what happened.
     """
-    from . import api
-    from .targets import stages_of
+    from .. import api
+    from ..core.errors import UserInputError
+    from ..targets import stages_of
 
     namespace = _user_namespace(shell)
     try:
         if variable not in namespace:
-            raise api.UserInputError(f"there is no variable {variable!r} in this kernel any more",
+            raise UserInputError(f"there is no variable {variable!r} in this kernel any more",
                                      "refresh the panel; re-run the cell that builds the pipeline")
         _publish_progress(ProgressMessage("start", name, stages=list(stages_of(target))))
 

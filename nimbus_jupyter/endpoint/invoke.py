@@ -29,7 +29,7 @@ import time
 import uuid
 from typing import Any, Dict, Optional, Sequence, Tuple
 
-from .errors import EndpointError
+from ..core.errors import EndpointError
 from .transport import Reply, TransportDown
 
 TRANSPORT_HEADER = "x-nimbus-transport"

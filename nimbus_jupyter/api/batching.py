@@ -19,10 +19,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from .checkpoints import CheckpointStore, chunk_key
 from .deployment import Deployment
-from .errors import EndpointError, UserInputError
-from .registry import Registry
-from .runtime.limits import MAX_PAYLOAD_BYTES
-from .transport import RETRIABLE, Transport, TransportDown
+from ..core.errors import EndpointError, UserInputError
+from ..core.registry import Registry
+from ..runtime.limits import MAX_PAYLOAD_BYTES
+from ..endpoint.transport import RETRIABLE, Transport, TransportDown
 
 _REQUEST_BUDGET = MAX_PAYLOAD_BYTES - 4096  # room for the envelope around the texts
 FIELD_COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens": ["tokens"], "sents": ["sents"], "spans": ["spans"]}
@@ -225,7 +225,7 @@ def _chunks(positions: List[int], values: List[Any], chunk_size: int) -> List[_C
 
 # -- the deployment ---------------------------------------------------------------------------------
 def _ready_deployment(deployment: Any, registry: Registry, via: Optional[str] = None) -> Deployment:
-    from .api import get_deployment
+    from .orchestration import get_deployment
 
     name = deployment.name if isinstance(deployment, Deployment) else deployment
     if not isinstance(name, str):

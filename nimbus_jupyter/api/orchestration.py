@@ -15,15 +15,15 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 from filelock import Timeout
 
-from .bundle import build_bundle, require_pipeline
+from ..core.bundle import build_bundle, require_pipeline
 from .deployment import Deployment
-from .errors import DeploymentNotFound, DeployFailed, UserInputError
-from .operate import RollbackResult, StatusReport, VersionInfo
+from ..core.errors import DeploymentNotFound, DeployFailed, UserInputError
+from ..core.operate import RollbackResult, StatusReport, VersionInfo
 from .parity import ParityReport, check_parity
-from .plan import Plan
-from .progress import Listener, Progress
-from .registry import Registry
-from .targets import get_target, stages_of
+from ..core.plan import Plan
+from ..core.progress import Listener, Progress
+from ..core.registry import Registry
+from ..targets import get_target, stages_of
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
 
@@ -85,7 +85,7 @@ def deploy(
     ``target_options`` go to the target: for ``aws`` region, profile, memory, arch, timeout,
     reserved_concurrency, throttle_rate, throttle_burst, quota, log_retention_days.
     """
-    from .ui.deploy_view import make_view
+    from ..faces.ui.deploy_view import make_view
 
     if shell is None:
         shell = _current_shell()
@@ -243,7 +243,7 @@ def list_deployments(registry: Optional[Registry] = None, aws: bool = True) -> L
     registry = registry or Registry()
     found = [_live(record, registry) for record in registry.all()]
     if aws:
-        from .targets.aws.discover import remote_deployments
+        from ..targets.aws.discover import remote_deployments
 
         found += remote_deployments({d.name for d in found})
     return found
@@ -253,7 +253,7 @@ def get_record(name: str, registry: Registry) -> Dict[str, Any]:
     """The registry record of ``name``; a Nimbus stack deployed from another machine is adopted."""
     record = registry.get(name)
     if record is None:
-        from .targets.aws.discover import adopt
+        from ..targets.aws.discover import adopt
 
         record = adopt(name, registry)
     if record is None:

@@ -10,12 +10,12 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-from . import api
-from .bundle import require_pipeline
-from .deployment import VIAS
-from .errors import UserInputError
-from .plan import Plan
-from .targets import TARGETS
+from .. import api
+from ..core.bundle import require_pipeline
+from ..api.deployment import VIAS
+from ..core.errors import UserInputError
+from ..core.plan import Plan
+from ..targets import TARGETS
 
 
 def _usage(exc: UserInputError) -> UsageError:
@@ -81,7 +81,7 @@ class NimbusMagics(Magics):
             %%nimbus_batch reviews --out scored
             df["review"]
         """
-        from .batching import batch
+        from ..api.batching import batch
 
         args = parse_argstring(self.nimbus_batch, line)
         if args.via is not None and args.via not in VIAS:
@@ -187,7 +187,7 @@ class NimbusMagics(Magics):
     def nimbus_logs(self, line: str) -> None:
         """Log lines of the deployment (aws: CloudWatch Logs; local: the server log): each request with
         its id, status, duration and error; ``--follow`` streams until interrupted."""
-        from .logs import recent_logs
+        from ..api.logs import recent_logs
 
         args = parse_argstring(self.nimbus_logs, line)
         if args.follow:
@@ -202,7 +202,7 @@ class NimbusMagics(Magics):
             print(entry.text())
 
     def _follow(self, args: Any) -> None:
-        from .logs import follow_logs
+        from ..api.logs import follow_logs
 
         try:
             stream = follow_logs(args.name, since=args.since, errors=args.errors)

@@ -5,8 +5,24 @@ magics, the status widget and the sidebar render them. No logic of a target live
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Dict, List, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Dict, Optional
+
+from .records import DeploymentRecord, HistoryEntry
+
+READY = "ready"
+
+
+@dataclass(frozen=True)
+class LiveStatus:
+    """A deployment's state as its target sees it now (probed, never assumed from the registry)."""
+
+    state: str  # ready | stale | dead | updating | failed | gone | unknown
+    detail: str = ""  # why it is not ready, and what to do
+
+    @property
+    def ready(self) -> bool:
+        return self.state == READY
 
 
 @dataclass
@@ -25,6 +41,16 @@ class WindowStats:
     @property
     def error_rate(self) -> float:
         return self.errors / self.requests if self.requests else 0.0
+
+
+@dataclass(frozen=True)
+class Metrics:
+    """What a target's ``metrics`` reads: two windows and the cost so far this month."""
+
+    last_hour: WindowStats
+    last_day: WindowStats
+    cost_this_month_usd: Optional[float] = None  # None: not applicable (local) or not known
+    cost_detail: str = ""  # how the cost was computed, or why there is none
 
 
 @dataclass
@@ -52,18 +78,23 @@ class StatusReport:
         return f"StatusReport(name={self.name!r}, target={self.target!r}, version={self.version}, health={self.health!r}{traffic})"
 
 
-@dataclass
-class VersionInfo:
-    """One deployed version, for %nimbus_history and rollback."""
+@dataclass(frozen=True)
+class HistoryRow:
+    """One deploy or rollback as ``%nimbus_history`` lists it: the recorded entry and what only the
+    target can say now (is it the one serving; can it be served again)."""
 
-    version: int
-    created: str
-    by: str  # the local user, or the AWS identity (ARN) that deployed it
-    hash: str
-    components: List[str] = field(default_factory=list)
+    entry: HistoryEntry
     serving: bool = False
-    available: bool = True  # can it be rolled back to (its bundle or Lambda version still exists)?
-    note: str = ""  # e.g. "rollback from v3" when the entry records a rollback, not a deploy
+    available: bool = True  # its bundle (local) or Lambda version (aws) still exists
+
+    COLUMNS = ("kind", "version", "from_version", "when", "who", "hash", "components", "note", "ref", "serving",
+               "available")
+
+    def row(self) -> Dict[str, Any]:
+        e = self.entry
+        return {"kind": e.kind, "version": e.version, "from_version": e.from_version, "when": e.when, "who": e.who,
+                "hash": e.hash, "components": list(e.components), "note": e.note, "ref": e.ref,
+                "serving": self.serving, "available": self.available}
 
 
 @dataclass
@@ -79,3 +110,20 @@ class RollbackResult:
         verb = "rolled {!r} back" if self.to_version < self.from_version else "moved {!r} forward"
         return (f"{verb.format(self.name)} from v{self.from_version} to v{self.to_version} in {self.seconds:.1f} s "
                 f"({self.how})")
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    """What a target's ``rollback`` returns: the record to store and what to tell the user."""
+
+    record: DeploymentRecord
+    result: RollbackResult
+
+
+@dataclass(frozen=True)
+class Discovered:
+    """A deployment a target found that this machine's registry does not hold (made elsewhere)."""
+
+    record: DeploymentRecord
+    status: LiveStatus
+

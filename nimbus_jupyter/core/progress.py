@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, List, Optional, Sequence
 
 PENDING, RUNNING, DONE, FAILED, SKIPPED = "pending", "running", "done", "failed", "skipped"
+# The stages the api runs on every target, first and last; a target's own stages come between them.
+SERIALIZE, SMOKE_TEST = "serialize", "smoke test"
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """The one store of deployments, shared by magics, widgets and the sidebar.
 
-A JSON file under the Nimbus home (``$NIMBUS_HOME``, default ``~/.nimbus_jupyter``). Every change is
-read-modify-write under a file lock, written to a temp file and renamed, so two kernels writing at
-once never lose each other's entries and a reader never sees half a file. Every write also refreshes
-``registry.json.bak``: if the file is later found corrupt (a crash of the disk, an editor, a sync tool),
-reads fall back to that copy with a warning and the next write repairs it. Older layouts are migrated;
-a newer one is never overwritten.
+A JSON file under the Nimbus home (``$NIMBUS_HOME``, default ``~/.nimbus_jupyter``) holding one
+``DeploymentRecord`` per name. Every change is read-modify-write under a file lock, written to a temp
+file and renamed, so two kernels writing at once never lose each other's entries and a reader never
+sees half a file. Every write also refreshes ``registry.json.bak``: if the file is later found corrupt
+(a crash of the disk, an editor, a sync tool), reads fall back to that copy with a warning and the
+next write repairs it. Older layouts are migrated (``records.migrate``); a newer one is never overwritten.
 """
 from __future__ import annotations
 
@@ -20,34 +20,17 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from filelock import FileLock, Timeout
 
 from .errors import NimbusError
-from ..targets.local.files import write_json_atomic
+from .files import write_json_atomic
+from .paths import nimbus_home, private_dir
+from .records import RECORD_SCHEMA, DeploymentRecord, migrate as migrate_record
 
-SCHEMA_VERSION = 1
-HOME_ENV = "NIMBUS_HOME"
-
-
-def nimbus_home() -> Path:
-    return _private_dir(Path(os.environ.get(HOME_ENV) or Path.home() / ".nimbus_jupyter"))
-
-
-def nimbus_cache() -> Path:
-    """Rebuildable artifacts (Lambda layers, the CDK CLI): ``$NIMBUS_CACHE``, default ``<home>/cache``."""
-    path = Path(os.environ.get("NIMBUS_CACHE") or nimbus_home() / "cache")
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    return path
-
-
-def _private_dir(path: Path) -> Path:
-    """Create ``path`` as 0700, and tighten it if it exists with group/other access: it holds API keys."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
-        os.chmod(path, 0o700)
-    return path
+SCHEMA_VERSION = RECORD_SCHEMA  # the registry file's schema: {"schema": N, "deployments": {name: record}}
+__all__ = ["Registry", "RegistryWarning", "SCHEMA_VERSION", "migrate"]
 
 
 class Registry:
     def __init__(self, home: Optional[Path] = None) -> None:
-        self.home = _private_dir(Path(home)) if home else nimbus_home()
+        self.home = private_dir(Path(home)) if home else nimbus_home()
         self.path = self.home / "registry.json"
         self._lock = FileLock(str(self.home / "registry.lock"), timeout=30)
 
@@ -60,23 +43,23 @@ class Registry:
         locks.mkdir(exist_ok=True, mode=0o700)
         return FileLock(str(locks / f"{name}.lock"), timeout=timeout)
 
-    def all(self) -> List[Dict[str, Any]]:
-        return sorted(self._read().values(), key=lambda r: r.get("created", ""))
+    def all(self) -> List[DeploymentRecord]:
+        return sorted(self._read().values(), key=lambda r: r.created)
 
-    def get(self, name: str) -> Optional[Dict[str, Any]]:
+    def get(self, name: str) -> Optional[DeploymentRecord]:
         return self._read().get(name)
 
-    def put(self, record: Dict[str, Any]) -> None:
+    def put(self, record: DeploymentRecord) -> None:
         with self.edit() as deployments:
-            deployments[record["name"]] = record
+            deployments[record.name] = record
 
     def remove(self, name: str) -> None:
         with self.edit() as deployments:
             deployments.pop(name, None)
 
     @contextmanager
-    def edit(self) -> Iterator[Dict[str, Dict[str, Any]]]:
-        """Yield the deployments dict under the lock; it is written back when the block ends."""
+    def edit(self) -> Iterator[Dict[str, DeploymentRecord]]:
+        """Yield the records by name under the lock; they are written back when the block ends."""
         try:
             with self._lock:
                 deployments = self._read(for_write=True)
@@ -87,9 +70,9 @@ class Registry:
                               f"another process holds {self._lock.lock_file}; if none is running, delete that file",
                               where="registry")
 
-    def _write(self, deployments: Dict[str, Dict[str, Any]]) -> None:
+    def _write(self, deployments: Dict[str, DeploymentRecord]) -> None:
         """registry.json, then the same to registry.json.bak: the last good copy a corrupt file falls back to."""
-        data = {"schema": SCHEMA_VERSION, "deployments": deployments}
+        data = {"schema": SCHEMA_VERSION, "deployments": {n: r.to_json() for n, r in deployments.items()}}
         try:
             if self.path.exists() and _parse(self.path) is None:  # keep the corrupt file for a post-mortem
                 os.replace(self.path, self.path.with_name(f"registry.json.corrupt-{int(time.time())}"))
@@ -104,8 +87,8 @@ class Registry:
     def backup(self) -> Path:
         return self.path.with_name("registry.json.bak")
 
-    def _read(self, for_write: bool = False) -> Dict[str, Dict[str, Any]]:
-        """The deployments, from registry.json, else its last good copy; migrated from older layouts."""
+    def _read(self, for_write: bool = False) -> Dict[str, DeploymentRecord]:
+        """The records, from registry.json, else its last good copy; migrated from older layouts."""
         if not self.path.exists():
             return {}
         data = _parse(self.path)
@@ -131,8 +114,8 @@ class RegistryWarning(UserWarning):
     """The registry was recovered from its last good copy."""
 
 
-def _parse(path: Path) -> Optional[Tuple[int, Dict[str, Dict[str, Any]]]]:
-    """``(schema, deployments)`` from a registry file of any known layout, or None if it is unreadable."""
+def _parse(path: Path) -> Optional[Tuple[int, Dict[str, DeploymentRecord]]]:
+    """``(schema, records)`` from a registry file of any known layout, or None if it is unreadable."""
     try:
         data = json.loads(path.read_text("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError):
@@ -140,15 +123,16 @@ def _parse(path: Path) -> Optional[Tuple[int, Dict[str, Dict[str, Any]]]]:
     return migrate(data)
 
 
-def migrate(data: Any) -> Optional[Tuple[int, Dict[str, Dict[str, Any]]]]:
-    """Read every registry layout ever written. Schema 1: ``{"schema": 1, "deployments": {name: record}}``.
-    Before the schema field (0.0.x), the file was the bare ``{name: record}`` dict. Newer schemas are read as
-    far as they keep ``deployments`` (listing works), but never written (see ``Registry.edit``)."""
+def migrate(data: Any) -> Optional[Tuple[int, Dict[str, DeploymentRecord]]]:
+    """Read every registry layout ever written, as ``(schema of the file, records)``. Schema 1 and 2:
+    ``{"schema": N, "deployments": {name: record}}``. Before the schema field (0.0.x), the file was the bare
+    ``{name: record}`` dict. Newer schemas are read as far as they keep ``deployments`` (listing works), but
+    never written (see ``Registry.edit``). Each record is migrated by ``records.migrate``."""
     if not isinstance(data, dict):
         return None
     if "schema" not in data and "deployments" not in data:  # pre-schema: a bare dict of records
         if all(isinstance(r, dict) and r.get("name", n) == n for n, r in data.items()):
-            return 0, data
+            return 0, _records(data, 0)
         return None
     schema = data.get("schema", 0)
     deployments = data.get("deployments")
@@ -156,4 +140,11 @@ def migrate(data: Any) -> Optional[Tuple[int, Dict[str, Dict[str, Any]]]]:
         return None
     if not all(isinstance(r, dict) for r in deployments.values()):
         return None
-    return schema, deployments
+    try:
+        return schema, _records(deployments, schema)
+    except (TypeError, ValueError):
+        return None
+
+
+def _records(raw: Dict[str, Dict[str, Any]], schema: int) -> Dict[str, DeploymentRecord]:
+    return {name: migrate_record({"name": name, "target": "", **record}, schema) for name, record in raw.items()}

@@ -1,50 +1,72 @@
-"""Calls an endpoint over its HTTP contract: the same for the local target and for AWS."""
+"""``EndpointClient``: health, OpenAPI, JSON routes and predict over any ``Transport``, the same answers
+whichever way a request travels (HTTP with the key, or ``lambda.invoke``).
+
+For one-off calls (the deploy's smoke test and parity check, ``Deployment.predict``, the sidebar's
+test, status probes), not for batches: ``batching`` drives transports itself.
+"""
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, List, Optional, Sequence
 
-import requests
-
 from ..core.errors import EndpointError
-from ..runtime.limits import API_GATEWAY_TIMEOUT_SECONDS
+from .transport import HttpTransport, Reply, Transport, TransportDown
 
 
 class EndpointClient:
-    def __init__(self, url: str, api_key: str, timeout: float = API_GATEWAY_TIMEOUT_SECONDS + 1) -> None:
-        self.url = url.rstrip("/")
-        self.timeout = timeout
-        self.session = requests.Session()
-        self.session.headers.update({"x-api-key": api_key, "Content-Type": "application/json"})
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
 
-    def health(self, timeout: Optional[float] = None) -> Dict[str, Any]:
-        return self._call("GET", "/health", None, timeout)
+    @classmethod
+    def over_http(cls, url: str, api_key: str, retries: int = 0) -> "EndpointClient":
+        """The HTTP contract at ``url`` with ``api_key`` (no retries of 429/5xx unless asked)."""
+        return cls(HttpTransport(url, api_key, retries=retries))
 
-    def get_json(self, path: str, timeout: Optional[float] = None) -> Dict[str, Any]:
-        """A GET of another JSON route with the key (e.g. the local server's /stats)."""
-        return self._call("GET", path, None, timeout)
+    def health(self) -> Dict[str, Any]:
+        """``GET /health``: one quick try, no retries (a probe)."""
+        return self._answer("GET", "/health", self._check("GET", "/health"))
+
+    def get_json(self, path: str) -> Dict[str, Any]:
+        """A quick GET of another JSON route with the key (e.g. the local server's /stats)."""
+        return self._answer("GET", path, self._check("GET", path))
+
+    def openapi(self) -> Dict[str, Any]:
+        return self._call("GET", "/openapi.json", None)
 
     def predict(self, texts: Sequence[str], fields: Optional[Sequence[str]] = None) -> Dict[str, Any]:
         """The whole answer: ``results`` in input order, the ``fields`` used and the ``version``."""
         body: Dict[str, Any] = {"texts": list(texts)}
         if fields:
             body["fields"] = list(fields)
-        return self._call("POST", "/predict", body, None)
+        return self._call("POST", "/predict", json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))
 
-    def _call(self, method: str, path: str, body: Any, timeout: Optional[float]) -> Dict[str, Any]:
+    def close(self) -> None:
+        self.transport.close()
+
+    def _check(self, method: str, path: str) -> Reply:
         try:
-            response = self.session.request(method, self.url + path, json=body, timeout=timeout or self.timeout)
-        except requests.RequestException as exc:
-            raise EndpointError(f"{method} {self.url}{path} did not answer ({type(exc).__name__})",
-                                "check that the deployment is running: %nimbus_status NAME", where="endpoint")
+            return self.transport.check(method, path)
+        except TransportDown as exc:
+            raise self._down(method, path, exc)
+
+    def _call(self, method: str, path: str, body: Optional[bytes]) -> Dict[str, Any]:
         try:
-            payload = response.json()
-        except ValueError:
-            payload = {"message": response.text[:200]}
-        if response.status_code >= 400:
-            message = payload.get("message") if isinstance(payload, dict) else str(payload)
-            raise EndpointError(f"{method} {path} answered {response.status_code}: {message}",
+            reply = self.transport.request(method, path, body)
+        except TransportDown as exc:
+            raise self._down(method, path, exc)
+        return self._answer(method, path, reply)
+
+    def _down(self, method: str, path: str, exc: TransportDown) -> EndpointError:
+        where = self.transport.where
+        what = exc.what if where in exc.what else f"{method} {where}{path}: {exc.what}"
+        return EndpointError(what, exc.todo or "check that the deployment is running: %nimbus_status NAME",
+                             where="endpoint")
+
+    def _answer(self, method: str, path: str, reply: Reply) -> Dict[str, Any]:
+        if reply.status >= 400:
+            raise EndpointError(f"{method} {path} answered {reply.status}: {reply.message}",
                                 "see the message; %nimbus_status NAME shows the deployment", where="endpoint")
-        return payload
+        return reply.payload if isinstance(reply.payload, dict) else {"payload": reply.payload}
 
 
 def predict_results(client: EndpointClient, texts: Sequence[str], fields: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:

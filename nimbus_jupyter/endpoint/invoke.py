@@ -4,7 +4,7 @@ The function runs ``runtime.handler.handler``, which takes API Gateway REST prox
 request is wrapped in a synthetic proxy event (header ``x-nimbus-transport: invoke``) and the answer's
 ``{statusCode, body}`` is unwrapped: callers see the same statuses and JSON as over HTTP.
 
-Why a second transport (the default for AWS, see ``Deployment.transport_kind``): API Gateway's 29 s
+Why a second transport (the default for AWS deployments, chosen by the aws target's ``endpoint``): API Gateway's 29 s
 timeout, 10 MB limit, $3.50 per million requests and usage-plan quota do not apply. Lambda's 6 MB
 payload limit each way and its concurrency limit still do.
 
@@ -27,9 +27,8 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Dict, Optional, Sequence, Tuple
+from typing import Any, Dict, Optional, Tuple
 
-from ..core.errors import EndpointError
 from .transport import Reply, TransportDown
 
 TRANSPORT_HEADER = "x-nimbus-transport"
@@ -91,11 +90,6 @@ class LambdaInvokeTransport:
         self._backoff = ExponentialBackoff()
         self._local = threading.local()
         self.client.meta.events.register("needs-retry.lambda.Invoke", self._observe)
-
-    @classmethod
-    def for_deployment(cls, d: Any, retries: int = 8, concurrency: int = 10) -> "LambdaInvokeTransport":
-        return cls(d.function_name, region=d.region, profile=d.profile, deployment=d.name, retries=retries,
-                   concurrency=concurrency, function_timeout=d.function_timeout)
 
     def check(self, method: str, path: str) -> Reply:
         return self._invoke(proxy_event(method, path, None))[0]
@@ -202,42 +196,3 @@ def _unwrap(raw: bytes, retries: int, throttled: int) -> Reply:
     except ValueError:
         payload = {"message": body[:300]}
     return Reply(status, payload, retries, throttled)
-
-
-class InvokeEndpointClient:
-    """``EndpointClient``'s methods and answers over ``lambda.invoke``: for the deploy's smoke test
-    and parity check, and ``Deployment.predict`` on AWS."""
-
-    def __init__(self, transport: LambdaInvokeTransport) -> None:
-        self.transport = transport
-
-    @classmethod
-    def for_deployment(cls, d: Any, retries: int = 3) -> "InvokeEndpointClient":
-        return cls(LambdaInvokeTransport.for_deployment(d, retries=retries))
-
-    def health(self, timeout: Optional[float] = None) -> Dict[str, Any]:
-        """``timeout`` is accepted for parity; the client's read timeout covers the function's."""
-        return self._call("GET", "/health", None)
-
-    def openapi(self) -> Dict[str, Any]:
-        return self._call("GET", "/openapi.json", None)
-
-    def predict(self, texts: Sequence[str], fields: Optional[Sequence[str]] = None) -> Dict[str, Any]:
-        """The whole answer: ``results`` in input order, the ``fields`` used and the ``version``."""
-        body: Dict[str, Any] = {"texts": list(texts)}
-        if fields:
-            body["fields"] = list(fields)
-        return self._call("POST", "/predict", json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))
-
-    def close(self) -> None:
-        self.transport.close()
-
-    def _call(self, method: str, path: str, body: Optional[bytes]) -> Dict[str, Any]:
-        try:
-            reply = self.transport.request(method, path, body)
-        except TransportDown as exc:
-            raise EndpointError(f"{method} {path} by lambda.invoke: {exc.what}", exc.todo, where="endpoint")
-        if reply.status >= 400:
-            raise EndpointError(f"{method} {path} answered {reply.status}: {reply.message}",
-                                "see the message; %nimbus_status NAME shows the deployment", where="endpoint")
-        return reply.payload

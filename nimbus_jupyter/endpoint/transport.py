@@ -6,7 +6,7 @@ sends one request and says what came back, as an HTTP status and a decoded JSON 
 - ``HttpTransport`` (here): the endpoint's HTTP contract with the API key, through ``requests`` and
   urllib3's ``Retry``. The only way to a local deployment; for AWS it goes through API Gateway.
 - ``LambdaInvokeTransport`` (``invoke.py``): the same handler reached by ``lambda.invoke`` with the
-  user's own AWS credentials, the default for AWS deployments (see ``Deployment.transport_kind``).
+  user's own AWS credentials, the default for AWS deployments (the target chooses: ``Target.endpoint``).
 
 Both retry inside themselves (throttling, 5xx, lost connections); what is left for the caller is a
 final status: 200, a 4xx about the rows (split the chunk), or a retriable status that stayed.
@@ -21,11 +21,20 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from ..core.errors import EndpointError
+from ..core.errors import EndpointError, UserInputError
 from ..runtime.limits import API_GATEWAY_TIMEOUT_SECONDS
 
 RETRIABLE = (429, 500, 502, 503, 504)
 CHECK_TIMEOUT_SECONDS = 10
+VIAS = ("invoke", "http")  # the kinds of transport there are; a target says which of them reach it
+
+
+def check_via(via: Optional[str]) -> Optional[str]:
+    """``via`` if it names a kind of transport (or is None: the target's default)."""
+    if via is not None and via not in VIAS:
+        raise UserInputError(f"via must be 'invoke' or 'http', not {via!r}",
+                             "leave it out for the deployment's default (invoke on AWS, http on local)")
+    return via
 
 
 @dataclass

@@ -25,7 +25,7 @@ Line = Callable[[str], None]
 
 
 def cache_dir() -> Path:
-    from ...core.registry import nimbus_cache
+    from ...core.paths import nimbus_cache
 
     return nimbus_cache() / "cdk-cli"
 

@@ -145,7 +145,7 @@ def layer_key(pins: Sequence[str], python: str, arch: str, langs: Optional[Seque
 
 
 def default_cache_dir() -> Path:
-    from ...core.registry import nimbus_home
+    from ...core.paths import nimbus_home
 
     return nimbus_home() / "cache" / "layers"
 

@@ -60,7 +60,7 @@ def _destroy_all(home: Path) -> None:
     registry = Registry(home)
     for record in registry.all():
         try:
-            destroy(record["name"], registry)
+            destroy(record.name, registry)
         except Exception:
             pass
 

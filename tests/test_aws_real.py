@@ -18,7 +18,7 @@ def test_deploy_batch_logs_destroy_on_a_real_account(real_aws, nimbus_home, text
 
     name = f"nimbus-test-{uuid.uuid4().hex[:6]}"
     texts = ["great phone, works well", "arrived broken, avoid", "the Zento kettle is fine"]
-    deployment = api.deploy(textcat_nlp, name, target="aws", samples=texts, show=False, memory=1024)
+    deployment = api.deploy(textcat_nlp, name, target="aws", samples=texts, memory=1024)
     try:
         assert deployment.ready and deployment.url.startswith("https://")
         assert deployment.parity is not None and deployment.parity.ok

@@ -72,7 +72,7 @@ def test_a_sidebar_deploy_publishes_stages_and_lands_in_the_registry(kernel, nim
     assert done_stages == ["serialize", "package", "start", "smoke test"]
     deployment = messages[-1]["deployment"]
     assert deployment["status"] == "ready" and deployment["url"].startswith("http://127.0.0.1:")
-    assert Registry(nimbus_home).get("from-panel")["url"] == deployment["url"]
+    assert Registry(nimbus_home).get("from-panel").url == deployment["url"]
 
 
 def test_sidebar_deploy_errors_are_readable_messages(kernel):

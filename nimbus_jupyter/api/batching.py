@@ -1,11 +1,12 @@
 """Score many texts through a deployment: chunked under the payload limit, concurrent, retried,
 in order, checkpointed. Every input row gets exactly one result or one error.
 
-Requests go through a ``Transport`` (``transport.py``): HTTP with the API key (``requests`` + urllib3
-``Retry``), or for AWS deployments direct ``lambda.invoke`` (``invoke.py``, botocore retries), the
-default there. Either retries throttling, 5xx and lost connections itself. A 4xx names bad input: a
-chunk that gets one is split in halves until the bad row is alone, so one bad text fails only its own
-row. Checkpoints do not depend on the transport: a batch interrupted over one resumes over the other.
+Requests go through the ``Transport`` the deployment's target gives (``Target.endpoint``): HTTP with
+the API key (``requests`` + urllib3 ``Retry``), or for AWS deployments direct ``lambda.invoke``
+(``endpoint/invoke.py``, botocore retries), the default there. Either retries throttling, 5xx and lost
+connections itself. A 4xx names bad input: a chunk that gets one is split in halves until the bad row
+is alone, so one bad text fails only its own row. Checkpoints do not depend on the transport: a batch
+interrupted over one resumes over the other.
 """
 from __future__ import annotations
 
@@ -13,16 +14,18 @@ import json
 import math
 import threading
 import time
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from .checkpoints import CheckpointStore, chunk_key
-from .deployment import Deployment
 from ..core.errors import EndpointError, UserInputError
 from ..core.registry import Registry
-from ..runtime.limits import MAX_PAYLOAD_BYTES
 from ..endpoint.transport import RETRIABLE, Transport, TransportDown
+from ..runtime.limits import MAX_PAYLOAD_BYTES
+from .checkpoints import CheckpointStore, chunk_key
+from .deployment import Deployment
+from .deployments import get_deployment
 
 _REQUEST_BUDGET = MAX_PAYLOAD_BYTES - 4096  # room for the envelope around the texts
 FIELD_COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens": ["tokens"], "sents": ["sents"], "spans": ["spans"]}
@@ -80,7 +83,7 @@ def batch(
     column ("" on success). Its ``attrs["nimbus"]`` holds the run's ``BatchSummary``.
 
     ``via`` picks the transport: ``None`` (the deployment's default: direct Lambda invoke for AWS,
-    HTTP for local), ``"invoke"`` or ``"http"``; see ``Deployment.transport_kind`` for why.
+    HTTP for local), ``"invoke"`` or ``"http"``; the target's ``endpoint`` says why.
     """
     import pandas as pd
 
@@ -90,8 +93,7 @@ def batch(
         raise UserInputError(f"concurrency must be a whole number of at least 1, not {concurrency!r}", "e.g. concurrency=4")
     index, values = _rows(texts, column)
     registry = registry or Registry()
-    target = _ready_deployment(deployment, registry, via)
-    transport = target.transport(via, retries=retries, concurrency=max(10, concurrency or 0))
+    target, transport = _ready_deployment(deployment, registry, via, retries, max(10, concurrency or 0))
     try:
         probe = _preflight(target, transport)
         fields = _fields(fields, probe)
@@ -162,7 +164,7 @@ def _rows(texts: Any, column: Optional[str]) -> Tuple[Any, List[Any]]:
         return texts.index, texts.tolist()
     if isinstance(texts, (str, bytes)):
         raise UserInputError("the input is one string; batch takes many texts", 'wrap it in a list: ["your text"]')
-    if isinstance(texts, dict) or not hasattr(texts, "__iter__"):
+    if isinstance(texts, dict) or not isinstance(texts, Iterable):
         raise UserInputError(f"cannot score a {type(texts).__name__}", "pass a pandas Series, a list of strings, or a DataFrame with --column")
     values = list(texts)
     return pd.RangeIndex(len(values)), values
@@ -224,18 +226,20 @@ def _chunks(positions: List[int], values: List[Any], chunk_size: int) -> List[_C
 
 
 # -- the deployment ---------------------------------------------------------------------------------
-def _ready_deployment(deployment: Any, registry: Registry, via: Optional[str] = None) -> Deployment:
-    from .orchestration import get_deployment
-
+def _ready_deployment(deployment: Any, registry: Registry, via: Optional[str], retries: int,
+                      concurrency: int) -> Tuple[Deployment, Transport]:
+    """The deployment, ready, and its transport; a ``via`` that cannot reach it is the user's mistake,
+    whatever its status."""
     name = deployment.name if isinstance(deployment, Deployment) else deployment
     if not isinstance(name, str):
         raise UserInputError(f"deployment must be a name or a Deployment, not {type(deployment).__name__}", "e.g. deployment='reviews'")
     live = get_deployment(name, registry)
-    live.transport_kind(via)  # a --via that cannot work is the user's mistake, whatever the status
+    transport = live.transport(via, retries=retries, concurrency=concurrency)
     if live.status != "ready":
+        transport.close()
         raise EndpointError(f"deployment {name!r} is {live.status}: {live.detail}",
                             f"restart it with %nimbus_deploy PIPELINE --name {name}; no row was sent", where="batch")
-    return live
+    return live, transport
 
 
 def _preflight(d: Deployment, transport: Transport) -> Dict[str, Any]:

@@ -1,31 +1,31 @@
-"""The Python API: ``deploy``, ``list_deployments``, ``get_deployment``, ``destroy``; operating what is
-deployed: ``status_report``, ``history``, ``rollback`` (over the targets' ``metrics``, ``history`` and
-``rollback``, so they work on every target that has them).
+"""Deploying: serialize, plan, execute the plan (apply it, or with ``dry_run`` only show it), smoke test,
+parity check. Targets know how; this module knows in which order, for every target alike.
 
-This is the orchestration the magics and the sidebar share: serialize, plan, apply, smoke test,
-parity check. Targets know how; this module knows in which order.
+``run_deploy`` is the deploy itself, reporting to listeners; ``deploy`` returns the ``Deployment``.
+Views (the widget, the text view) are the faces' business: ``nimbus_jupyter.deploy`` and
+``%nimbus_deploy`` add one as a listener.
 """
 from __future__ import annotations
 
 import re
-import shutil
-import uuid
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Union
 
-from filelock import Timeout
-
 from ..core.bundle import build_bundle, require_pipeline
-from .deployment import Deployment
-from ..core.errors import DeploymentNotFound, DeployFailed, UserInputError
-from ..core.operate import RollbackResult, StatusReport, VersionInfo
-from .parity import ParityReport, check_parity
-from ..core.plan import Plan
-from ..core.progress import Listener, Progress
+from ..core.errors import DeployFailed, UserInputError
+from ..core.plan import ApplyExecutor, BundleRef, DisplayOnlyExecutor, Plan
+from ..core.progress import SERIALIZE, SMOKE_TEST, Listener, Progress
+from ..core.records import DeploymentRecord
 from ..core.registry import Registry
-from ..targets import get_target, stages_of
+from ..core.staging import Staging
+from ..targets.base import DeployRequest
+from ..targets.registry import check_options, get_target
+from .deployment import Deployment
+from .deployments import acquire
+from .parity import ParityReport, check_parity
 
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+_TIMINGS: Dict[str, float] = {}  # bundle hash -> the kernel's seconds per text, measured once per process
 
 
 @dataclass
@@ -38,6 +38,7 @@ class DeployResult:
     results: List[Dict[str, Any]]
     fields: List[str]
     parity: Optional[ParityReport]
+    plan: Optional[Plan] = None  # the plan that was applied
 
 
 def check_name(name: str) -> str:
@@ -63,63 +64,27 @@ def default_samples(nlp: Any) -> List[str]:
         return ["This is a sample text."]
 
 
-def deploy(
-    nlp: Any,
-    name: str,
-    target: str = "local",
-    *,
-    samples: Optional[Sequence[str]] = None,
-    workers: Optional[int] = None,
-    dry_run: bool = False,
-    force: bool = False,
-    show: bool = True,
-    namespace: Optional[Dict[str, Any]] = None,
-    listeners: Sequence[Listener] = (),
-    shell: Any = None,
-    **target_options: Any,
-) -> Union[Deployment, Plan]:
-    """Deploy ``nlp`` as ``name`` and return the ``Deployment`` (or, with ``dry_run``, the ``Plan``).
+def deploy(nlp: Any, name: str, target: str = "local", *, samples: Optional[Sequence[str]] = None,
+           dry_run: bool = False, force: bool = False, namespace: Optional[Dict[str, Any]] = None,
+           listeners: Sequence[Listener] = (), registry: Optional[Registry] = None,
+           **target_options: Any) -> Union[Deployment, Plan]:
+    """Deploy ``nlp`` as ``name`` on ``target`` and return the ``Deployment`` (with ``dry_run``, the ``Plan``).
 
-    With ``show`` the progress and the result are displayed: a widget in a notebook, text elsewhere.
-    The returned deployment also carries ``unchanged``, ``samples``, ``sample_results`` and ``parity``.
-    ``target_options`` go to the target: for ``aws`` region, profile, memory, arch, timeout,
-    reserved_concurrency, throttle_rate, throttle_burst, quota, log_retention_days.
+    The returned deployment also carries ``unchanged``, ``samples``, ``sample_results``, ``parity`` and
+    ``plan``. ``target_options`` are the target's declared options (``workers`` on local; ``memory``,
+    ``region``, ... on aws): ``%nimbus_deploy?`` lists them by target.
     """
-    from ..faces.ui.deploy_view import make_view
+    outcome = run_deploy(nlp, name, target, samples=samples, dry_run=dry_run, force=force, namespace=namespace,
+                         listeners=listeners, registry=registry, **target_options)
+    return outcome if isinstance(outcome, Plan) else deployment_of(outcome)
 
-    if shell is None:
-        shell = _current_shell()
-    require_pipeline(nlp, "the pipeline")
-    check_name(name)
-    view = make_view(name, target, stages_of(target), shell) if show else None
-    if namespace is None and shell is not None:
-        namespace = shell.user_ns
-    try:
-        outcome = run_deploy(nlp, name, target, samples=samples, workers=workers, dry_run=dry_run, force=force,
-                             namespace=namespace, listeners=[*listeners, *([view] if view else [])], **target_options)
-    except BaseException as exc:
-        if view:
-            view.fail(exc)
-        raise
-    if isinstance(outcome, Plan):
-        if view:
-            view.show_plan(outcome)
-        return outcome
-    if view:
-        view.finish(outcome)
-    deployment = outcome.deployment
-    deployment.unchanged = outcome.unchanged
-    deployment.samples, deployment.sample_results, deployment.parity = outcome.samples, outcome.results, outcome.parity
+
+def deployment_of(result: DeployResult) -> Deployment:
+    """The result's deployment, carrying what the deploy found."""
+    deployment = result.deployment
+    deployment.unchanged, deployment.samples = result.unchanged, result.samples
+    deployment.sample_results, deployment.parity, deployment.plan = result.results, result.parity, result.plan
     return deployment
-
-
-def _current_shell() -> Any:
-    try:
-        from IPython import get_ipython
-
-        return get_ipython()
-    except ImportError:
-        return None
 
 
 def run_deploy(
@@ -128,7 +93,6 @@ def run_deploy(
     target: str = "local",
     *,
     samples: Optional[Sequence[str]] = None,
-    workers: Optional[int] = None,
     dry_run: bool = False,
     force: bool = False,
     namespace: Optional[Dict[str, Any]] = None,
@@ -136,60 +100,78 @@ def run_deploy(
     registry: Optional[Registry] = None,
     **target_options: Any,
 ) -> Union[DeployResult, Plan]:
-    """The deploy itself, reporting to ``listeners``; views are the caller's business."""
+    """The deploy itself, reporting to ``listeners``: one planner, then the apply executor (or, with
+    ``dry_run``, the display-only one). The staging directory is gone when this returns."""
     require_pipeline(nlp, "the pipeline")
     check_name(name)
-    if workers is not None and (not isinstance(workers, int) or workers < 1):
-        raise UserInputError(f"workers must be a whole number of at least 1, not {workers!r}", "e.g. workers=2")
+    options = check_options(target, target_options)
     sample_texts = _check_samples(samples) if samples is not None else default_samples(nlp)
     registry = registry or Registry()
-    tgt = get_target(target, registry=registry, workers=workers, **target_options)
+    tgt = get_target(target, registry)
     progress = Progress(tgt.stages, listeners)
-    lock = _acquire(registry, name, 1, f"another deploy or destroy of {name!r} is running (maybe in another kernel)",
-                    "wait for it to finish, then run this again")
-    staging = registry.home / "staging" / uuid.uuid4().hex
+    lock = acquire(registry, name, 1, f"another deploy or destroy of {name!r} is running (maybe in another kernel)",
+                   "wait for it to finish, then run this again")
     try:
-        staging.parent.mkdir(exist_ok=True, mode=0o700)
-        with progress.stage("serialize") as stage:
-            bundle = build_bundle(nlp, staging, name, namespace)
-            stage.detail = f"{bundle.size_bytes / 1e6:.1f} MB, hash {bundle.hash[:12]}"
-        if getattr(tgt, "wants_timing", False):
-            tgt.seconds_per_text = seconds_per_text(nlp, sample_texts)
-        plan = tgt.plan(name, bundle, registry.get(name), force=force, progress=progress, dry_run=dry_run)
-        if dry_run:
-            for stage_name in progress.unreported():
-                progress.skip(stage_name, "dry run")
-            return plan
-        if plan.noop:
-            for stage_name in progress.unreported()[:-1]:
-                progress.skip(stage_name, "unchanged")
-            progress.message(f"{name!r} already serves this pipeline (v{plan.version}, hash {bundle.hash[:12]}): nothing to do")
-            record = registry.get(name)
-        else:
-            record = tgt.apply(plan, progress)
-            registry.put(record)
-        deployment = Deployment.from_record(record)
-        with progress.stage("smoke test") as stage:
-            answer = deployment.client(via="http").predict(sample_texts)  # the public path: URL and key
-            if str(answer.get("version")) != str(plan.version):
-                raise DeployFailed(f"the endpoint serves version {answer.get('version')}, expected {plan.version}",
-                                   "deploy again; if it persists, destroy and deploy", where="smoke test")
-            stage.detail = f"{len(sample_texts)} sample(s) answered"
-        parity = check_parity(nlp, sample_texts, answer["results"], answer["fields"])
-        return DeployResult(deployment, plan.noop, sample_texts, answer["results"], answer["fields"], parity)
+        with Staging(registry.home) as staging:
+            with progress.stage(SERIALIZE) as stage:
+                bundle = build_bundle(nlp, staging.path("bundle"), name, namespace)
+                stage.detail = f"{bundle.size_bytes / 1e6:.1f} MB, hash {bundle.hash[:12]}"
+            current = registry.get(name)
+            _check_current(name, target, bundle.manifest, current, force)
+            request = DeployRequest(name, BundleRef.of(bundle, staging), current, options, staging, progress,
+                                    force=force, dry_run=dry_run,
+                                    timing=lambda: _timing(nlp, sample_texts, bundle.hash))
+            plan = tgt.plan(request)
+            if dry_run:
+                DisplayOnlyExecutor().execute(plan, progress)
+                return plan
+            record = ApplyExecutor(tgt.apply, registry.put).execute(plan, progress)
+            assert record is not None
+            return _smoke_test(nlp, record, plan, sample_texts, progress, registry)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
         lock.release()
 
 
-def _acquire(registry: Registry, name: str, timeout: float, busy: str, todo: str) -> Any:
-    """The deployment's cross-kernel lock, held; the caller releases it. Busy means a UserInputError."""
-    lock = registry.lock_for(name)
-    try:
-        lock.acquire(timeout=timeout)
-    except Timeout:
-        raise UserInputError(busy, todo)
-    return lock
+def _smoke_test(nlp: Any, record: DeploymentRecord, plan: Plan, texts: List[str], progress: Progress,
+                registry: Registry) -> DeployResult:
+    deployment = Deployment.from_record(record, registry=registry)
+    with progress.stage(SMOKE_TEST) as stage:
+        client = deployment.client(via="http")  # the public path: URL and key
+        try:
+            answer = client.predict(texts)
+        finally:
+            client.close()
+        if str(answer.get("version")) != str(plan.version):
+            raise DeployFailed(f"the endpoint serves version {answer.get('version')}, expected {plan.version}",
+                               "deploy again; if it persists, destroy and deploy", where="smoke test")
+        stage.detail = f"{len(texts)} sample(s) answered"
+    parity = check_parity(nlp, texts, answer["results"], answer["fields"])
+    return DeployResult(deployment, plan.noop, texts, answer["results"], answer["fields"], parity, plan)
+
+
+def _check_current(name: str, target: str, manifest: Dict[str, Any], current: Optional[DeploymentRecord],
+                   force: bool) -> None:
+    """A name is one deployment: on one target, serving one kind of pipeline (unless the user says --force)."""
+    if current is None:
+        return
+    if current.target != target:
+        raise UserInputError(f"{name!r} is deployed on target {current.target!r}",
+                             f"destroy it first (%nimbus_destroy {name}) or choose another --name")
+    mine, theirs = (manifest["lang"], list(manifest["components"])), (current.lang, list(current.components))
+    if mine != theirs and not force:
+        raise UserInputError(
+            f"the name {name!r} is taken by another pipeline ({theirs[0]}: {', '.join(theirs[1]) or 'no components'}); "
+            f"this one is {mine[0]}: {', '.join(mine[1]) or 'no components'}",
+            f"choose another --name, or add --force (force=True in Python) to replace {name!r} with this pipeline",
+        )
+
+
+def _timing(nlp: Any, texts: Sequence[str], bundle_hash: str) -> float:
+    """The kernel's time per text for this pipeline, measured once: a dry run and the deploy after it
+    make the same plan (the cost lines included)."""
+    if bundle_hash not in _TIMINGS:
+        _TIMINGS[bundle_hash] = seconds_per_text(nlp, texts)
+    return _TIMINGS[bundle_hash]
 
 
 def seconds_per_text(nlp: Any, texts: Sequence[str], budget: float = 0.3) -> float:
@@ -205,18 +187,6 @@ def seconds_per_text(nlp: Any, texts: Sequence[str], budget: float = 0.3) -> flo
             return elapsed / max(1, done)
 
 
-def _forget_checkpoints(name: str, registry: Registry) -> None:
-    from .checkpoints import CheckpointStore
-
-    path = registry.home / "checkpoints.sqlite"
-    if path.exists():
-        store = CheckpointStore(path)
-        try:
-            store.forget(name)
-        finally:
-            store.close()
-
-
 def _check_samples(samples: Any) -> List[str]:
     if isinstance(samples, str):
         samples = [samples]
@@ -230,137 +200,3 @@ def _check_samples(samples: Any) -> List[str]:
                              + (f" (item {bad[0]} is {texts[bad[0]]!r})" if bad else ""),
                              'e.g. --samples "great product" "arrived broken"')
     return texts[:20]
-
-
-def _live(record: Dict[str, Any], registry: Registry) -> Deployment:
-    status, detail = get_target(record["target"], registry=registry).live_status(record)
-    return Deployment.from_record(record, status, detail)
-
-
-def list_deployments(registry: Optional[Registry] = None, aws: bool = True) -> List[Deployment]:
-    """Every deployment in the registry, with its live status (probed, never assumed); with ``aws``, also
-    the Nimbus stacks in the default AWS account/region that this machine did not deploy."""
-    registry = registry or Registry()
-    found = [_live(record, registry) for record in registry.all()]
-    if aws:
-        from ..targets.aws.discover import remote_deployments
-
-        found += remote_deployments({d.name for d in found})
-    return found
-
-
-def get_record(name: str, registry: Registry) -> Dict[str, Any]:
-    """The registry record of ``name``; a Nimbus stack deployed from another machine is adopted."""
-    record = registry.get(name)
-    if record is None:
-        from ..targets.aws.discover import adopt
-
-        record = adopt(name, registry)
-    if record is None:
-        known = ", ".join(r["name"] for r in registry.all()) or "none yet"
-        raise DeploymentNotFound(f"no deployment named {name!r} (deployments: {known})",
-                                 "check the name with %nimbus_list, or deploy it with %nimbus_deploy")
-    return record
-
-
-def get_deployment(name: str, registry: Optional[Registry] = None) -> Deployment:
-    registry = registry or Registry()
-    return _live(get_record(name, registry), registry)
-
-
-def destroy(name: str, registry: Optional[Registry] = None) -> str:
-    """Stop ``name``'s endpoint and remove everything it made; returns what was done."""
-    registry = registry or Registry()
-    record = get_record(name, registry)
-    lock = _acquire(registry, name, 5, f"a deploy of {name!r} is running", "wait for it to finish, then destroy")
-    try:
-        done = get_target(record["target"], registry=registry).destroy(record)
-        registry.remove(name)
-        _forget_checkpoints(name, registry)
-    finally:
-        lock.release()
-    return f"destroyed {name!r}: {done}"
-
-
-# -- operate: status, history, rollback -----------------------------------------------------------------
-def _target_method(record: Dict[str, Any], registry: Registry, method: str, todo: str) -> Any:
-    """The target's ``method``, or a UserInputError naming the target that lacks it."""
-    target = get_target(record["target"], registry=registry)
-    fn = getattr(target, method, None)
-    if fn is None:
-        raise UserInputError(f"the {record['target']} target of {record['name']!r} cannot {todo} yet",
-                             "use the target's own console for now, or a local deployment")
-    return fn
-
-
-def status_report(name: str, registry: Optional[Registry] = None) -> StatusReport:
-    """Health (the endpoint's /health answered now, with the key, timed) and the target's metrics.
-
-    Metrics that cannot be read (server down, no AWS credentials) leave the windows empty and say why
-    in ``metrics_detail``; the health probe is never skipped because of them.
-    """
-    import time
-
-    registry = registry or Registry()
-    record = get_record(name, registry)
-    deployment = Deployment.from_record(record)
-    report = StatusReport(name=name, target=record["target"], version=int(record.get("version", 0)),
-                          health="unknown", url=record.get("url", ""),
-                          checked_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    started = time.perf_counter()
-    try:
-        answer = deployment.client(via="http").health(timeout=10)
-        report.health = "ok" if answer.get("status") == "ok" else "down"
-        served = answer.get("version")
-        if served is not None and str(served) != str(report.version):
-            report.health_detail = f"the endpoint serves v{served}, the registry says v{report.version}"
-    except Exception as exc:  # EndpointError, or a missing key file: the endpoint is not usable either way
-        report.health, report.health_detail = "down", str(getattr(exc, "what", exc))
-    report.health_ms = round((time.perf_counter() - started) * 1000, 1)
-    if report.health != "ok":  # the target says why and what to do (dead server, failed stack)
-        status, detail = get_target(record["target"], registry=registry).live_status(record)
-        report.health_detail = "; ".join(x for x in (report.health_detail, detail or status) if x)
-    metrics = getattr(get_target(record["target"], registry=registry), "metrics", None)
-    if metrics is None:  # health alone is still worth showing
-        report.metrics_detail = f"the {record['target']} target does not report metrics yet"
-        return report
-    try:
-        report.last_hour, report.last_day, report.cost_this_month_usd, report.cost_detail = metrics(record)
-    except Exception as exc:  # the status must still show health when metrics cannot be read
-        report.metrics_detail = f"metrics unavailable: {getattr(exc, 'what', None) or f'{type(exc).__name__}: {exc}'}"
-    return report
-
-
-def history(name: str, registry: Optional[Registry] = None) -> List[VersionInfo]:
-    """Every deploy and rollback of ``name``, oldest first, with who, when, hash and components."""
-    registry = registry or Registry()
-    record = get_record(name, registry)
-    return _target_method(record, registry, "history", "list its versions")(record)
-
-
-def parse_version(value: Union[int, str, None]) -> Optional[int]:
-    """2, "2" or "v2" -> 2; None stays None."""
-    if value is None or isinstance(value, int):
-        return value
-    text = str(value).strip().lower().lstrip("v")
-    if not text.isdigit():
-        raise UserInputError(f"{value!r} is not a version", "give a version number as %nimbus_history lists it, e.g. --to 2")
-    return int(text)
-
-
-def rollback(name: str, to: Union[int, str, None] = None, registry: Optional[Registry] = None) -> RollbackResult:
-    """Serve the previous kept version of ``name`` (or ``to``); under the deployment's lock, like a
-    deploy or destroy, and the registry records the new version and a history entry."""
-    registry = registry or Registry()
-    version = parse_version(to)
-    record = get_record(name, registry)
-    fn = _target_method(record, registry, "rollback", "roll back")
-    lock = _acquire(registry, name, 5, f"a deploy, destroy or rollback of {name!r} is running",
-                    "wait for it to finish, then roll back")
-    try:
-        record = get_record(name, registry)  # read again under the lock: a deploy may have just finished
-        new_record, result = fn(record, version)
-        registry.put(new_record)
-    finally:
-        lock.release()
-    return result

@@ -2,7 +2,7 @@
 
 ``publish_pipelines()`` finds the spaCy pipelines in the user namespace and publishes them as a vendor
 mime bundle, which the sidebar reads from the execute's IOPub messages (display data arrives even for a
-silent execute). ``deploy_from_sidebar()`` runs the very ``nimbus_jupyter.deploy`` the magic runs, and
+silent execute). ``deploy_from_sidebar()`` runs the very deploy the magic runs (``nimbus_jupyter.api.deploy``), and
 publishes each progress event the same way, so the panel can show the stages live.
 
 Both take care not to leave names in the user's namespace and not to import spaCy when the user has not.
@@ -25,6 +25,8 @@ def _user_namespace(shell: Any = None) -> Dict[str, Any]:
 
 def _size_bytes(nlp: Any) -> int:
     """Bytes of weights and vectors in memory: cheap (no serialization), close to the bundle's size."""
+    from thinc.api import Model  # spaCy is imported already: a pipeline exists
+
     total = 0
     try:
         total += int(getattr(nlp.vocab.vectors.data, "nbytes", 0))
@@ -32,7 +34,7 @@ def _size_bytes(nlp: Any) -> int:
         pass
     for _, component in getattr(nlp, "pipeline", []):
         model = getattr(component, "model", None)
-        if model is None or not hasattr(model, "walk"):
+        if not isinstance(model, Model):
             continue
         try:
             for node in model.walk():
@@ -88,21 +90,27 @@ def progress_message(name: str, event: Any) -> Optional[ProgressMessage]:
     return None
 
 
-def deploy_from_sidebar(variable: str, name: str, target: str = "local", shell: Any = None) -> None:
-    """Deploy the pipeline in ``variable`` as ``name``: ``nimbus_jupyter.deploy``, the magic's own code path.
+def deploy_from_sidebar(variable: str, name: str, target: str = "local", shell: Any = None,
+                        options: Optional[Dict[str, Any]] = None) -> None:
+    """Deploy the pipeline in ``variable`` as ``name`` on ``target``: ``nimbus_jupyter.api.deploy``, the
+    magic's own code path. ``options`` are the target's, by their names (``GET /nimbus/api/targets``
+    lists them), e.g. ``{"workers": 2}``.
 
     Errors are published as an ``error`` message with the readable text (and not raised, so a silent
     execute leaves no traceback behind); the registry is the record of what happened.
     """
     from .. import api
     from ..core.errors import UserInputError
-    from ..targets import stages_of
+    from ..targets.registry import stages_of
 
     namespace = _user_namespace(shell)
     try:
         if variable not in namespace:
             raise UserInputError(f"there is no variable {variable!r} in this kernel any more",
-                                     "refresh the panel; re-run the cell that builds the pipeline")
+                                 "refresh the panel; re-run the cell that builds the pipeline")
+        if options is not None and not isinstance(options, dict):
+            raise UserInputError(f"options must be a dict of the target's options, not {type(options).__name__}",
+                                 'e.g. {"workers": 2}')
         _publish_progress(ProgressMessage("start", name, stages=list(stages_of(target))))
 
         def listener(event: Any) -> None:
@@ -110,8 +118,8 @@ def deploy_from_sidebar(variable: str, name: str, target: str = "local", shell: 
             if message is not None:
                 _publish_progress(message)
 
-        deployment = api.deploy(namespace[variable], name, target, show=False, listeners=[listener], shell=shell,
-                                namespace=namespace)
+        deployment = api.deploy(namespace[variable], name, target, listeners=[listener], namespace=namespace,
+                                **(options or {}))
         done = ProgressMessage("done", name, deployment=DeploymentInfo.of(deployment).to_json())
         if deployment.unchanged:
             done.text = "unchanged: the endpoint already serves this pipeline"

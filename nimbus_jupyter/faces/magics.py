@@ -1,62 +1,116 @@
 """IPython magics: thin. Parse arguments, call the API, put results in the user namespace.
 
-User mistakes raise ``UsageError`` with what was wrong and what to do.
+User mistakes raise ``UsageError`` with what was wrong and what to do. ``%nimbus_deploy``'s per-target
+options are generated from what the targets declare (one argument group per target), again whenever
+the set of targets changes, so a target installed as a plugin gets its flags here without an edit.
 """
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from collections.abc import Generator, Iterable
+from typing import Any, Dict, List, Optional, Tuple
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
-from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
+from IPython.core.magic_arguments import argument, argument_group, construct_parser, magic_arguments, parse_argstring
 
 from .. import api
 from ..core.bundle import require_pipeline
-from ..api.deployment import VIAS
 from ..core.errors import UserInputError
 from ..core.plan import Plan
-from ..targets import TARGETS
+from ..endpoint.transport import VIAS
+from ..targets.base import TargetOption
+from ..targets.registry import DEFAULT_TARGET, catalog
+from . import notebook
 
 
 def _usage(exc: UserInputError) -> UsageError:
     return UsageError(str(exc))
 
 
+def _target_arguments() -> Tuple[List[Any], Dict[str, TargetOption]]:
+    """``--target`` and one argument group per target with its declared options, in source order; and
+    every option by name (an option two targets declare alike is one flag, in the first one's group)."""
+    classes = catalog().classes
+    owners: Dict[str, List[str]] = {}
+    for name, cls in classes.items():
+        for option in cls.options:
+            owners.setdefault(option.name, []).append(name)
+    generated: List[Any] = [argument("--target", default=DEFAULT_TARGET,
+                                     help=f"where to deploy: {', '.join(classes)} (default: {DEFAULT_TARGET})")]
+    options: Dict[str, TargetOption] = {}
+    for name, cls in classes.items():
+        generated.append(argument_group(f"{name} target", f"{cls.title}: with --target {name}"))
+        for option in cls.options:
+            if option.name in options:
+                continue
+            options[option.name] = option
+            also = [o for o in owners[option.name] if o != name]
+            generated.append(argument(option.flag, dest=option.name, **_argparse_kwargs(option, also)))
+    return generated, options
+
+
+def _argparse_kwargs(option: TargetOption, also: List[str]) -> Dict[str, Any]:
+    help_text = option.help + (f" (also for the {', '.join(also)} target)" if also else "")
+    if option.type == "bool":
+        return {"action": "store_true", "default": None, "help": help_text}
+    kwargs: Dict[str, Any] = {"default": None, "help": help_text}
+    kwargs["type"] = {"int": int, "float": float}.get(option.type, str)
+    if option.choices:
+        kwargs["choices"] = list(option.choices)
+    if option.metavar:
+        kwargs["metavar"] = option.metavar
+    return kwargs
+
+
+def _refresh_deploy_parser(func: Any) -> Dict[str, TargetOption]:
+    """Rebuild ``%nimbus_deploy``'s parser and help when the targets changed; the options by name."""
+    key = catalog().generation
+    if func._nimbus_key != key:
+        generated, options = _target_arguments()
+        # decorators are kept in the order they were applied (bottom-up); construct_parser reverses them
+        func.decorators = list(reversed(generated)) + func._nimbus_static
+        func.__doc__ = func._nimbus_doc
+        func.parser = construct_parser(func)
+        func._nimbus_options, func._nimbus_key = options, key
+    return func._nimbus_options
+
+
+def _with_target_options(func: Any) -> Any:
+    """Mark ``func`` (a magic_arguments magic) to get the targets' options, and keep ``%magic?`` current:
+    IPython asks an object's ``getdoc()`` before its ``__doc__``."""
+    func._nimbus_static = list(func.decorators)
+    func._nimbus_doc = func.__doc__
+    func._nimbus_key = None
+    func.getdoc = lambda: (_refresh_deploy_parser(func), func.__doc__)[1]
+    return func
+
+
 @magics_class
 class NimbusMagics(Magics):
     @line_magic
+    @_with_target_options
     @magic_arguments()
     @argument("pipeline", help="the notebook variable holding the spaCy pipeline (a Language object), e.g. nlp")
     @argument("--name", help="deployment name: lowercase letters, digits, hyphens (default: the variable name)")
-    @argument("--target", default="local", help=f"where to deploy: {', '.join(TARGETS)} (default: local)")
     @argument("--samples", nargs="+", metavar="TEXT", help="sample texts for the smoke test and the parity check")
     @argument("--samples-from", metavar="VAR", help="a notebook variable (list or Series of strings) to take samples from")
-    @argument("--workers", type=int, help="worker processes on the local target (default: the machine's cores)")
     @argument("--dry-run", action="store_true", help="print the plan and change nothing")
     @argument("--force", action="store_true", help="replace a deployment of the same name that serves another pipeline")
-    @argument("--region", help="aws: the AWS region (default: your profile's or AWS_REGION)")
-    @argument("--profile", help="aws: the AWS profile (default: the standard chain: environment, ~/.aws, SSO)")
-    @argument("--memory", type=int, metavar="MB", help="aws: Lambda memory in MB (default 2048; CPU grows with it)")
-    @argument("--arch", choices=["x86_64", "arm64"], help="aws: Lambda architecture (default x86_64)")
-    @argument("--timeout", type=int, metavar="S", help="aws: Lambda timeout in seconds (default 60)")
-    @argument("--reserved-concurrency", type=int, metavar="N", help="aws: cap the function's concurrent executions")
-    @argument("--rate", type=float, help="aws: API Gateway steady rate limit, requests/s (default 50)")
-    @argument("--burst", type=int, help="aws: API Gateway burst limit (default 100)")
-    @argument("--quota", type=int, help="aws: API Gateway requests per month (default 1000000)")
-    @argument("--alarm-email", metavar="ADDRESS", help="aws: email this address (SNS) when the function errs 5+ times in 5 min")
     def nimbus_deploy(self, line: str) -> Any:
         """Deploy a spaCy pipeline from this notebook and return the ``Deployment``.
 
         Example: ``d = %nimbus_deploy nlp --name reviews --samples "great phone" "broke in a week"``
         """
+        options = _refresh_deploy_parser(NimbusMagics.nimbus_deploy)
         args = parse_argstring(self.nimbus_deploy, line)
         nlp = self._variable(args.pipeline, "pipeline")
         name = args.name or args.pipeline.replace("_", "-").lower()
         samples = self._samples(args)
+        given = {key: vars(args)[key] for key in options if vars(args).get(key) is not None}
         try:
             require_pipeline(nlp, f"the variable {args.pipeline!r}")
-            outcome = api.deploy(nlp, name, args.target, samples=samples, workers=args.workers,
-                                 dry_run=args.dry_run, force=args.force, shell=self.shell, **_target_options(args))
+            outcome = notebook.deploy(nlp, name, args.target, samples=samples, dry_run=args.dry_run, force=args.force,
+                                      shell=self.shell, **given)
         except UserInputError as exc:
             raise _usage(exc)
         return None if isinstance(outcome, Plan) else outcome
@@ -139,19 +193,17 @@ class NimbusMagics(Magics):
     @magic_arguments()
     @argument("name", help="the deployment's name")
     def nimbus_history(self, line: str) -> Any:
-        """Every deploy and rollback of the deployment, oldest first: version, when, by whom, the
-        pipeline's hash and components, which one serves and which can be rolled back to."""
-        import pandas as pd
-
+        """Every deploy and rollback of the deployment, oldest first, as a DataFrame (the same columns on
+        every target): kind, version, from_version, when, who, hash, components, note, ref (the target's
+        own name for the version), serving, available (can be rolled back to)."""
         args = parse_argstring(self.nimbus_history, line)
         try:
-            versions = api.history(args.name)
+            table = api.history(args.name)
         except UserInputError as exc:
             raise _usage(exc)
-        rows = [{"version": v.version, "created": v.created, "by": v.by, "hash": v.hash[:12],
-                 "components": ", ".join(v.components), "serving": v.serving, "available": v.available,
-                 "note": v.note} for v in versions]
-        return pd.DataFrame(rows, columns=["version", "created", "by", "hash", "components", "serving", "available", "note"])
+        table["hash"] = table["hash"].str[:12]
+        table["components"] = table["components"].map(", ".join)
+        return table
 
     @line_magic
     @magic_arguments()
@@ -216,7 +268,8 @@ class NimbusMagics(Magics):
         except KeyboardInterrupt:
             pass  # the way to stop following: not an error
         finally:
-            getattr(stream, "close", lambda: None)()  # a generator closes its file
+            if isinstance(stream, Generator):
+                stream.close()  # a generator closes its file
 
     # -- helpers -------------------------------------------------------------------------------------
     def _variable(self, name: str, what: str) -> Any:
@@ -231,22 +284,13 @@ class NimbusMagics(Magics):
             raise UsageError("give either --samples or --samples-from, not both")
         if args.samples_from:
             value = self._variable(args.samples_from, "samples")
-            if isinstance(value, str) or not hasattr(value, "__iter__"):
+            if isinstance(value, str) or not isinstance(value, Iterable):
                 raise UsageError(f"--samples-from {args.samples_from}: expected a list or Series of strings, got {type(value).__name__}")
             values = list(value)[:5]
             if not values or not all(isinstance(v, str) and v.strip() for v in values):
                 raise UsageError(f"--samples-from {args.samples_from}: the first items must be non-empty strings")
             return values
         return [_unquote(s) for s in args.samples] if args.samples else None
-
-
-def _target_options(args: Any) -> dict:
-    """The target options the user gave (None means: the target's default)."""
-    given = {"region": args.region, "profile": args.profile, "memory": args.memory, "arch": args.arch,
-             "timeout": args.timeout, "reserved_concurrency": args.reserved_concurrency,
-             "throttle_rate": args.rate, "throttle_burst": args.burst, "quota": args.quota,
-             "alarm_email": args.alarm_email}
-    return {k: v for k, v in given.items() if v is not None}
 
 
 def _unquote(text: str) -> str:

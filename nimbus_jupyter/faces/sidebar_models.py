@@ -39,7 +39,7 @@ class DeploymentInfo:
 
 @dataclass
 class WindowInfo:
-    """Traffic over one window (``nimbus_jupyter.operate.WindowStats``)."""
+    """Traffic over one window (``nimbus_jupyter.core.operate.WindowStats``)."""
 
     window: str  # 1h | 24h
     requests: int
@@ -53,7 +53,7 @@ class WindowInfo:
 
 @dataclass
 class StatusInfo:
-    """GET /nimbus/api/deployments/{name}/status: ``nimbus_jupyter.operate.StatusReport`` as the sidebar shows it."""
+    """GET /nimbus/api/deployments/{name}/status: ``nimbus_jupyter.core.operate.StatusReport`` as the sidebar shows it."""
 
     name: str
     target: str
@@ -80,6 +80,47 @@ class StatusInfo:
                    health_ms=r.health_ms, last_hour=window(r.last_hour), last_day=window(r.last_day),
                    cost_this_month_usd=r.cost_this_month_usd, cost_detail=r.cost_detail,
                    metrics_detail=r.metrics_detail, checked_at=r.checked_at, url=r.url)
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class OptionInfo:
+    """One option a target declares (``nimbus_jupyter.targets.base.TargetOption``); deploys pass it by ``name``."""
+
+    name: str  # snake_case, the key of the options a deploy passes: {"workers": 2}
+    flag: str  # the %nimbus_deploy flag: --workers
+    type: str  # int | float | str | bool | choice
+    default: Any  # None: the target decides
+    help: str
+    choices: Optional[List[str]] = None
+    metavar: Optional[str] = None
+
+    @classmethod
+    def of(cls, option: Any) -> "OptionInfo":
+        return cls(**option.info())
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TargetInfo:
+    """GET /nimbus/api/targets: one registered target, what it can do and the options it takes."""
+
+    name: str
+    title: str
+    stages: List[str]
+    capabilities: List[str]  # the optional protocols it implements: operate, discover
+    options: List[OptionInfo]
+
+    @classmethod
+    def of(cls, name: str, target: Any) -> "TargetInfo":
+        from ..targets.base import capabilities_of
+
+        return cls(name=name, title=target.title, stages=list(target.stages), capabilities=capabilities_of(target),
+                   options=[OptionInfo.of(o) for o in target.options])
 
     def to_json(self) -> Dict[str, Any]:
         return asdict(self)

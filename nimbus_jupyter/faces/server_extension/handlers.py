@@ -1,6 +1,7 @@
 """REST routes for the sidebar. Each one calls ``nimbus_jupyter.api``: the same code and the same registry
 (``$NIMBUS_HOME`` of the server process, which kernels it starts inherit) as the magics. No state here.
 
+- ``GET    /nimbus/api/targets``                   every registered target with its options and capabilities
 - ``GET    /nimbus/api/deployments``               every deployment, status probed now
 - ``GET    /nimbus/api/deployments/{name}``        one deployment
 - ``DELETE /nimbus/api/deployments/{name}``        destroy it
@@ -22,7 +23,8 @@ from tornado.ioloop import IOLoop
 from ... import api
 from ...core.errors import DeploymentNotFound, EndpointError, NimbusError, UserInputError
 from ...core.registry import Registry
-from ..sidebar_models import DeploymentInfo, ErrorInfo, PredictRequest, PredictResponse, StatusInfo
+from ...targets.registry import DEFAULT_TARGET, catalog
+from ..sidebar_models import DeploymentInfo, ErrorInfo, PredictRequest, PredictResponse, StatusInfo, TargetInfo
 
 NAME = r"(?P<name>[a-z][a-z0-9-]{0,39})"
 
@@ -54,6 +56,17 @@ class NimbusHandler(APIHandler):
         else:
             info = ErrorInfo(code, f"{type(exc).__name__}: {exc}", "see the Jupyter server's log")
         self.answer(info.to_json(), status)
+
+
+class TargetsHandler(NimbusHandler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        try:
+            classes = (await self.call(catalog)).classes
+        except Exception as exc:
+            return self.fail(exc)
+        self.answer({"targets": [TargetInfo.of(name, cls).to_json() for name, cls in classes.items()],
+                     "default": DEFAULT_TARGET})
 
 
 class DeploymentsHandler(NimbusHandler):
@@ -98,7 +111,7 @@ class PredictHandler(NimbusHandler):
             if not deployment.ready:
                 raise UserInputError(f"{name!r} is {deployment.status}" + (f": {deployment.detail}" if deployment.detail else ""),
                                      f"deploy it again (%nimbus_deploy ... --name {name})")
-            answer = await self.call(lambda: deployment.client().predict(request.texts, request.fields))
+            answer = await self.call(deployment.predict_answer, request.texts, request.fields)
         except Exception as exc:
             return self.fail(exc)
         self.answer(PredictResponse(answer["results"], answer["fields"], str(answer.get("version", ""))).to_json())
@@ -117,6 +130,7 @@ class StatusHandler(NimbusHandler):
 def setup_handlers(web_app: Any) -> None:
     base = url_path_join(web_app.settings["base_url"], "nimbus", "api")
     web_app.add_handlers(".*$", [
+        (url_path_join(base, "targets") + "/?", TargetsHandler),
         (url_path_join(base, "deployments") + "/?", DeploymentsHandler),
         (url_path_join(base, "deployments", NAME) + "/?", DeploymentHandler),
         (url_path_join(base, "deployments", NAME, "predict") + "/?", PredictHandler),

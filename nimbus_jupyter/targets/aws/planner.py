@@ -151,16 +151,16 @@ def _changes(bundle: BundleRef, current: Optional[DeploymentRecord], live: Optio
     action = UPDATE if exists else CREATE
     why = (f"the pipeline changed (hash {bundle.hash[:12]})" if current and bundle.hash != current.hash
            else "the options changed" if exists else "new deployment")
-    if unknown:
-        why += " (the live stack is unknown: no credentials)"
-    changes = [Change(action, f"stack {spec.stack_name} in {where}: {len(template.get('Resources', {}))} resources", why)]
+    stack_why = f"{why}; the live stack is unknown: no credentials" if unknown else why
+    changes = [Change(action, f"stack {spec.stack_name} in {where}: {len(template.get('Resources', {}))} resources",
+                      stack_why)]
     changes += [Change(action, f"{count} x {kind}", why) for kind, count in sorted(kinds.items())
                 if kind != "AWS::CDK::Metadata"]
     return changes
 
 
 def _facts_note(facts: PreflightFacts) -> str:
-    return f"read from AWS: {facts.text()}"
+    return f"pre-flight: {facts.text()}"
 
 
 def _notes(spec: StackSpec, layer: Any, request: DeployRequest, facts: PreflightFacts) -> List[str]:

@@ -211,22 +211,22 @@ def capabilities_of(target: Any) -> List[str]:
     return [name for name, protocol in CAPABILITIES.items() if isinstance(target, protocol)]
 
 
-def declaration_problems(target: Any, name: str) -> List[str]:
-    """What is wrong with a target class as declared (empty when it can be used)."""
+def declaration_problems(cls: Any, name: str) -> List[str]:
+    """What is wrong with a target class as declared (empty when it can be used), checked once, when it loads."""
     found = []
-    if getattr(target, "name", None) != name:
-        found.append(f"declares name {getattr(target, 'name', None)!r} but is registered as {name!r}")
-    if not isinstance(getattr(target, "title", None), str):
+    if getattr(cls, "name", None) != name:
+        found.append(f"declares name {getattr(cls, 'name', None)!r} but is registered as {name!r}")
+    if not isinstance(getattr(cls, "title", None), str):
         found.append("declares no title (a string)")
-    stages = getattr(target, "stages", None)
+    stages = getattr(cls, "stages", None)
     if (not isinstance(stages, (list, tuple)) or not stages or not all(isinstance(s, str) for s in stages)
             or stages[0] != SERIALIZE or stages[-1] != SMOKE_TEST):
         found.append(f"declares stages {stages!r}; they must run from {SERIALIZE!r} to {SMOKE_TEST!r}, "
                      "the stages the api runs itself")
-    missing = [m for m in REQUIRED_METHODS if not callable(getattr(target, m, None))]
+    missing = [m for m in REQUIRED_METHODS if not callable(getattr(cls, m, None))]
     if missing:
         found.append(f"lacks the method(s) {', '.join(missing)} of the Target contract")
-    options = getattr(target, "options", None)
+    options = getattr(cls, "options", None)
     if not isinstance(options, (list, tuple)) or not all(isinstance(o, TargetOption) for o in options):
         found.append("declares options that are not a list of TargetOption")
         return found

@@ -29,7 +29,7 @@ test('a dead deployment at 250 px: one copy of its reason, wrapped; redeployed, 
   expect(await overflows(panel)).toEqual([]);
 
   // The server dies while the panel still shows it ready (its list answers are held): Test fails.
-  await card.locator('[data-nimbus="test-toggle"]').click();
+  await card.getByRole('button', { name: 'Test', exact: true }).click();
   await card.locator('[data-nimbus="status-toggle"]').click();
   await expect(card.locator('[data-nimbus="status-detail"]')).toContainText('health: ok');
   const lists = await holdLists(page);

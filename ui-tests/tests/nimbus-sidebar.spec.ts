@@ -9,6 +9,9 @@ const NAME = 'panel-demo';
 test.afterEach(() => cleanup(NAME));
 
 test('deploy, test and destroy a pipeline from the Nimbus sidebar', async ({ page }) => {
+  // A server extension without GET /nimbus/api/targets (404) means the local target and no options.
+  await page.route(/\/nimbus\/api\/targets/, route => route.fulfill({ status: 404, body: '' }));
+  await page.goto();
   // The tab is there after a plain pip install, and with no notebook open it says why no pipelines show.
   const panel = await openPanel(page);
   await expect(panel.locator('[data-nimbus="pipelines-note"]')).toContainText('No notebook is open');
@@ -22,6 +25,7 @@ test('deploy, test and destroy a pipeline from the Nimbus sidebar', async ({ pag
   await expect(pipeline).toContainText('en · sentencizer');
   await pipeline.getByRole('button', { name: 'Deploy…' }).click();
   // The target select is JupyterLab's, with its arrow; without GET /nimbus/api/targets it offers local.
+  await expect(panel.locator('[data-nimbus="deploy-options"]')).toHaveCount(0);
   const target = panel.locator('[data-nimbus="deploy-target"]');
   await expect(target.locator('option')).toHaveText(['Local (127.0.0.1)']);
   await expect(panel.locator('.jp-NimbusPanel-form .jp-HTMLSelect svg')).toBeVisible();

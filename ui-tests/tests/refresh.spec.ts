@@ -18,14 +18,14 @@ test('typing in the Test box goes on through a refresh (focus, caret, text and o
   // Status open: each poll fetches the list and the status again, and re-renders the row.
   await card.locator('[data-nimbus="status-toggle"]').click();
   await expect(card.locator('[data-nimbus="status-detail"]')).toContainText('health: ok');
-  await card.locator('[data-nimbus="test-toggle"]').click();
+  await card.getByRole('button', { name: 'Test', exact: true }).click();
   const box = card.locator('[data-nimbus="test-text"]');
 
   // A first test, and its details opened.
   await box.click();
   await page.keyboard.type('First.');
   await card.locator('[data-nimbus="test-run"]').click();
-  const details = card.locator('[data-nimbus="test-details"]');
+  const details = card.locator('[data-nimbus="test-result"] details');
   await details.locator('summary').click();
   await expect(details).toHaveAttribute('open', '');
   await box.fill('');
@@ -68,7 +68,7 @@ test('a destroyed deployment never comes back, even from a list answered before 
   // A list request goes out (↻); the server answers at once, with ghost-demo ready, but the answer is
   // held back until after the destroy, like a slow probe of another deployment would.
   const lists = await holdLists(page);
-  await panel.locator('[data-nimbus="refresh"]').click();
+  await panel.getByTitle('Refresh pipelines and deployments').click();
   await expect.poll(lists.held).toBeGreaterThan(0);
 
   // Watch for the card ever showing again from now on.

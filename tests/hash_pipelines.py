@@ -134,7 +134,9 @@ VARYING = ["model/sentencizer.json", "model/custom_sentencizer.json", "code/nimb
 
 
 def main(out: Path) -> None:
-    report = {"hashes": {}, "raw": {}, "factories": {}}
+    spacy.blank("en")  # spaCy registers its factories on first use
+    builtin = [name for name in Language.factories if name != "nimbus_test_hash_content_words"]
+    report = {"hashes": {}, "raw": {}, "factories": {}, "builtin": sorted(builtin)}
     for kind, build in BUILDERS.items():
         nlp = build()
         bundle = build_bundle(nlp, out / kind, kind, namespace=globals())

@@ -124,6 +124,29 @@ def test_a_refused_small_body_keeps_the_connection_for_the_next_request(edge):
     assert "close" not in first.headers.get("Connection", "")
 
 
+def test_expect_100_continue_is_honoured_and_a_refusal_does_not_ask_for_the_body(edge):
+    body = b'{"texts": ["fine"]}'
+    head = ("POST /predict HTTP/1.1\r\nHost: x\r\nx-api-key: {key}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port_of(edge)), timeout=10) as sock:
+        sock.sendall(head.format(key=edge.api_key).encode())
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 ")  # asked for the body: send it
+        sock.sendall(body)
+        got = b""
+        while b'"errors"' not in got:
+            got += sock.recv(65536)
+        assert got.startswith(b"HTTP/1.1 200 ")
+    got, closed_after = raw_exchange(edge, head.format(key="nmb_wrong").encode(), wait=10)
+    assert parse(got)[0] == 401 and b"100 Continue" not in got and closed_after is not None
+
+
+def test_pipelined_requests_are_answered_in_order(edge):
+    one = b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n"
+    last = b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    got, closed_after = raw_exchange(edge, one + one + last, wait=10)
+    assert got.count(b"HTTP/1.1 200 ") == 3 and closed_after is not None
+
+
 # -- bounded timeouts ------------------------------------------------------------------------------------
 def test_an_idle_connection_is_closed_after_the_head_timeout(edge):
     got, closed_after = raw_exchange(edge, b"", wait=HEAD_TIMEOUT + SLACK + 5)

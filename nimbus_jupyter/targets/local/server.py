@@ -289,7 +289,7 @@ def main(deployment_dir: str) -> int:
     sock = _listen(int(config.get("port") or 0))
     server.port = sock.getsockname()[1]
     try:
-        import uvloop  # the faster event loop, when installed (uvicorn[standard] brings it)
+        import uvloop  # the faster event loop (a dependency except on Windows); asyncio's otherwise
 
         uvloop.run(_serve(server, sock))
     except ImportError:

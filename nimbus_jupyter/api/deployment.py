@@ -12,7 +12,7 @@ from typing import Any, Dict, List, Optional, Sequence
 from ..core.operate import LiveStatus
 from ..core.records import DeploymentRecord
 from ..core.registry import Registry
-from ..endpoint.client import EndpointClient
+from ..endpoint.client import EndpointClient, Pin
 from ..endpoint.transport import Transport
 from ..targets.registry import get_target
 
@@ -79,9 +79,10 @@ class Deployment:
         target = get_target(self.target, self.registry)
         return target.endpoint(self.record, via, retries=retries, concurrency=concurrency)
 
-    def client(self, via: Optional[str] = None) -> EndpointClient:
-        """An ``EndpointClient`` over this deployment's transport: health, predict, openapi."""
-        return EndpointClient(self.transport(via, retries=CLIENT_RETRIES))
+    def client(self, via: Optional[str] = None, pin: Optional[Pin] = None) -> EndpointClient:
+        """The ``EndpointClient`` over this deployment's transport: health, predict, openapi (with ``pin``,
+        answered only by that version)."""
+        return EndpointClient(self.transport(via), retries=CLIENT_RETRIES, pin=pin, name=self.name)
 
     def predict(self, texts: Sequence[str], fields: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
         """Results for ``texts`` from the endpoint, in order."""

@@ -91,12 +91,6 @@ def destroy(name: str, registry: Optional[Registry] = None) -> str:
 
 
 def _forget_checkpoints(name: str, registry: Registry) -> None:
-    from .checkpoints import CheckpointStore
+    from .checkpoints import forget_deployment
 
-    path = registry.home / "checkpoints.sqlite"
-    if path.exists():
-        store = CheckpointStore(path)
-        try:
-            store.forget(name)
-        finally:
-            store.close()
+    forget_deployment(registry.home, name)  # never raises: a damaged or unwritable store only warns

@@ -18,6 +18,7 @@ from ..core.progress import SERIALIZE, SMOKE_TEST, Listener, Progress
 from ..core.records import DeploymentRecord
 from ..core.registry import Registry
 from ..core.staging import Staging
+from ..endpoint.client import Pin, WrongVersion
 from ..targets.base import DeployRequest
 from ..targets.registry import check_options, get_target
 from .deployment import Deployment
@@ -134,16 +135,30 @@ def run_deploy(
 
 def _smoke_test(nlp: Any, record: DeploymentRecord, plan: Plan, texts: List[str], progress: Progress,
                 registry: Registry) -> DeployResult:
+    """The samples through the public path (URL and key), pinned to the version just deployed: another
+    version's answer, or a sample the pipeline fails on at the endpoint, fails the deploy with its reason."""
     deployment = Deployment.from_record(record, registry=registry)
     with progress.stage(SMOKE_TEST) as stage:
-        client = deployment.client(via="http")  # the public path: URL and key
+        client = deployment.client(via="http", pin=Pin(str(plan.version), plan.bundle.hash))
         try:
             answer = client.predict(texts)
+        except WrongVersion as exc:
+            raise DeployFailed(f"the endpoint does not serve version {plan.version}: {exc.what}",
+                               "deploy again; if it persists, destroy and deploy", where="smoke test") from exc
         finally:
             client.close()
         if str(answer.get("version")) != str(plan.version):
             raise DeployFailed(f"the endpoint serves version {answer.get('version')}, expected {plan.version}",
                                "deploy again; if it persists, destroy and deploy", where="smoke test")
+        failed = [(i, r["error"]) for i, r in enumerate(answer.get("results") or [])
+                  if isinstance(r, dict) and set(r) == {"error"} and isinstance(r["error"], dict)]
+        if failed or answer.get("errors"):
+            i, error = failed[0] if failed else (0, {"type": "Error", "message": "see the endpoint's log"})
+            raise DeployFailed(
+                f"the pipeline failed on {len(failed) or answer.get('errors')} of {len(texts)} sample(s) at the endpoint "
+                f"(v{plan.version} is deployed and serving): sample {i + 1}: {error.get('type')}: {error.get('message')}",
+                f"fix the component and deploy again, or go back with %nimbus_rollback {plan.name}; "
+                f"%nimbus_logs {plan.name} --errors has the traceback", where="smoke test")
         stage.detail = f"{len(texts)} sample(s) answered"
     parity = check_parity(nlp, texts, answer["results"], answer["fields"])
     return DeployResult(deployment, plan.noop, texts, answer["results"], answer["fields"], parity, plan)

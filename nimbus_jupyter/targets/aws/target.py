@@ -69,13 +69,17 @@ class AwsTarget:
         instead (say, for a user with the key but no ``lambda:InvokeFunction``)."""
         state = AwsState.of(record)
         if check_via(via) == "http" or (via is None and not state.function_name):
-            return HttpTransport(record.url, read_key(record), retries=retries)
+            return HttpTransport.for_api_gateway(record.url, read_key(record))
         if not state.function_name:
             raise UserInputError(f"the registry record of {record.name!r} names no Lambda function",
                                  f"use --via http, or deploy again: %nimbus_deploy PIPELINE --name {record.name} --target aws")
-        return LambdaInvokeTransport(state.function_name, region=state.region, profile=state.profile,
-                                     deployment=record.name, retries=retries, concurrency=concurrency,
-                                     function_timeout=state.timeout_s)
+        # The Lambda version the record names, as the qualifier: every invoke reaches the version the
+        # record describes, whatever the alias points at meanwhile (a batch is pinned to it).
+        function, qualifier = state.function_name, None
+        if state.lambda_version and state.lambda_function:
+            function, qualifier = state.lambda_function, str(state.lambda_version)
+        return LambdaInvokeTransport(function, region=state.region, profile=state.profile, deployment=record.name,
+                                     concurrency=concurrency, function_timeout=state.timeout_s, qualifier=qualifier)
 
     def destroy(self, record: DeploymentRecord) -> str:
         client = self.client_for(record)

@@ -28,7 +28,7 @@ import sqlite3
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 MAX_AGE_SECONDS = 7 * 24 * 3600
 BUSY_SECONDS = 2.0  # how long a save waits for another process's lock, until one fails; then 0.1 s
@@ -57,8 +57,8 @@ def open_store(home: Path) -> Tuple[Optional["CheckpointStore"], str]:
     try:
         return CheckpointStore(Path(home) / FILE_NAME), ""
     except StoreUnavailable as exc:
-        note = f"resume is off: {exc}"
-        warnings.warn(f"{note}; this batch runs and returns every row, but saves nothing for a later run",
+        note = f"off: {exc}"
+        warnings.warn(f"resume is {note}; this batch runs and returns every row, but saves nothing for a later run",
                       CheckpointWarning, stacklevel=3)
         return None, note
 
@@ -68,7 +68,7 @@ class CheckpointStore:
         self.path = Path(path)
         self.unsaved = 0  # chunks whose save failed and was not made good by a later one
         self._pending: List[Tuple[str, str, str, str]] = []
-        self._warned = False
+        self._warned: Set[str] = set()
         self.db = self._open()
 
     # -- opening -------------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class CheckpointStore:
             row = self.db.execute("SELECT outcome, version FROM chunks WHERE key = ?", (key,)).fetchone()
             return (json.loads(row[0]), row[1] or "") if row else None
         except (sqlite3.Error, ValueError) as exc:
-            self._warn(f"could not read a saved chunk from {self.path} ({exc}); it is sent again")
+            self._warn("read", f"could not read a saved chunk from {self.path} ({exc}); it is sent again")
             return None
 
     def put(self, key: str, deployment: str, outcome: List[Dict[str, Any]], version: str = "") -> bool:
@@ -153,9 +153,9 @@ class CheckpointStore:
                                     "VALUES (?, ?, ?, ?, ?)", [(k, d, now, o, v) for k, d, o, v in self._pending])
         except sqlite3.Error as exc:
             self.unsaved = len(self._pending)
-            self._warn(f"could not save finished chunks to {self.path} ({_reason(exc)}); the batch goes on and "
+            self._warn("save", f"could not save finished chunks to {self.path} ({_reason(exc)}); the batch goes on and "
                        "returns every row, but a later run sends the unsaved chunks again")
-            self.db.execute(f"PRAGMA busy_timeout = {100}")  # a lock that stays: do not stall every chunk
+            self._shorten_waits()
             return False
         self._pending.clear()
         self.unsaved = 0
@@ -173,7 +173,8 @@ class CheckpointStore:
         try:
             self.db.execute("DELETE FROM chunks WHERE saved < ?", (time.time() - max_age,))
         except sqlite3.Error as exc:
-            self._warn(f"could not prune old chunks in {self.path} ({_reason(exc)})")
+            self._warn("prune", f"could not prune old chunks in {self.path} ({_reason(exc)}); saves may fail too")
+            self._shorten_waits()
 
     # -- time per text, kept per version so a later run sizes its requests from the start ------------
     def timing(self, bundle_hash: str) -> Optional[float]:
@@ -198,9 +199,18 @@ class CheckpointStore:
         except sqlite3.Error:
             pass
 
-    def _warn(self, message: str) -> None:
-        if not self._warned:
-            self._warned = True
+    def _shorten_waits(self) -> None:
+        """After a failed write, wait 0.1 s for a lock, not BUSY_SECONDS: a lock that stays must not stall
+        every chunk of the batch."""
+        try:
+            self.db.execute("PRAGMA busy_timeout = 100")
+        except sqlite3.Error:
+            pass
+
+    def _warn(self, kind: str, message: str) -> None:
+        """Each kind of failure is said once per batch."""
+        if kind not in self._warned:
+            self._warned.add(kind)
             warnings.warn(message, CheckpointWarning, stacklevel=4)
 
 

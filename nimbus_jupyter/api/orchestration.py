@@ -117,7 +117,7 @@ def run_deploy(
             with progress.stage(SERIALIZE) as stage:
                 bundle = build_bundle(nlp, staging.path("bundle"), name, namespace)
                 stage.detail = f"{bundle.size_bytes / 1e6:.1f} MB, hash {bundle.hash[:12]}"
-            current = registry.get(name)
+            current = _finish_interrupted(registry.get(name), tgt, registry, progress)
             _check_current(name, target, bundle.manifest, current, force)
             request = DeployRequest(name, BundleRef.of(bundle, staging), current, options, staging, progress,
                                     force=force, dry_run=dry_run,
@@ -126,7 +126,7 @@ def run_deploy(
             if dry_run:
                 DisplayOnlyExecutor().execute(plan, progress)
                 return plan
-            record = ApplyExecutor(tgt.apply, registry.put).execute(plan, progress)
+            record = ApplyExecutor(tgt.apply, registry.put, undo=tgt.destroy, forget=registry.remove).execute(plan, progress)
             assert record is not None
             return _smoke_test(nlp, record, plan, sample_texts, progress, registry)
     finally:
@@ -162,6 +162,18 @@ def _smoke_test(nlp: Any, record: DeploymentRecord, plan: Plan, texts: List[str]
         stage.detail = f"{len(texts)} sample(s) answered"
     parity = check_parity(nlp, texts, answer["results"], answer["fields"])
     return DeployResult(deployment, plan.noop, texts, answer["results"], answer["fields"], parity, plan)
+
+
+def _finish_interrupted(current: Optional[DeploymentRecord], tgt: Any, registry: Registry,
+                        progress: Progress) -> Optional[DeploymentRecord]:
+    """A record still ``starting`` under the deploy lock is a deploy that never finished (its process was
+    killed, or its last registry write failed): stop what it started and deploy afresh."""
+    if current is None or current.status != "starting" or current.target != tgt.name:
+        return current
+    progress.message(f"an earlier deploy of {current.name!r} did not finish; stopping what it started")
+    tgt.destroy(current)
+    registry.remove(current.name)
+    return None
 
 
 def _check_current(name: str, target: str, manifest: Dict[str, Any], current: Optional[DeploymentRecord],

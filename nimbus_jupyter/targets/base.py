@@ -11,7 +11,8 @@ the sidebar's fields and the checks of ``deploy(**options)`` are generated from 
 - ``endpoint(record, via=None) -> Transport``: how batch scoring and the smoke test reach it.
 
 Optional capabilities are protocols of their own, checked with ``isinstance``: ``Operable`` (metrics,
-history, rollback, follow_logs) and ``Discoverable`` (deployments made elsewhere). A target is built
+history, rollback, follow_logs) and ``Discoverable`` (deployments made elsewhere); ``Recoverable`` (orphans:
+what runs without a registry record) is a safety net the api uses, not listed to the faces. A target is built
 as ``TargetClass(registry)``; it keeps no state of a deploy between calls.
 """
 from __future__ import annotations
@@ -171,7 +172,8 @@ class Target(Protocol):
     def endpoint(self, record: DeploymentRecord, via: Optional[str] = None, *, retries: int = 8,
                  concurrency: int = 10) -> Transport:
         """How to reach the deployment: its default way, or ``via`` ("http", "invoke"); a UserInputError
-        when that way does not reach this target. ``retries`` of throttling/5xx, ``concurrency`` in flight."""
+        when that way does not reach this target. ``concurrency``: requests in flight. ``retries`` is kept
+        for older callers: transports never retry (the ``EndpointClient`` decides what may be resent)."""
 
 
 @runtime_checkable
@@ -200,6 +202,19 @@ class Discoverable(Protocol):
 
     def adopt(self, name: str) -> Optional[DeploymentRecord]:
         """The record of a deployment named ``name`` made elsewhere (its key fetched), or None."""
+
+
+@runtime_checkable
+class Recoverable(Protocol):
+    """Deployments this target still runs, or keeps files of, without a registry record (orphans): a deploy
+    whose record could not be written, a lost registry. A safety net for the list and ``destroy``, not a
+    capability the faces offer (so it is not in ``CAPABILITIES``)."""
+
+    def orphans(self, known: Set[str]) -> List[Discovered]:
+        """Orphans whose names are not in ``known``, each with its record as far as its files tell."""
+
+    def orphan(self, name: str) -> Optional[DeploymentRecord]:
+        """The record of the orphan ``name`` (for ``destroy``), or None when there is none."""
 
 
 CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable}

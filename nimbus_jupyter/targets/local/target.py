@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 from ...core.errors import UserInputError
 from ...core.loglines import LogLine
-from ...core.operate import HistoryRow, LiveStatus, Metrics, RollbackOutcome, WindowStats
+from ...core.operate import Discovered, HistoryRow, LiveStatus, Metrics, RollbackOutcome, WindowStats
 from ...core.plan import CREATE, KEEP, START, UPDATE, Change, Plan
 from ...core.progress import Progress
 from ...core.records import DeploymentRecord, HistoryEntry, current_user, now_iso
@@ -16,7 +16,7 @@ from ...core.registry import Registry
 from ...endpoint.client import EndpointClient
 from ...endpoint.transport import Transport
 from ..base import DeployRequest, TargetOption, http_endpoint, read_key
-from . import requestlog, versions
+from . import orphans, requestlog, versions
 from .files import DeploymentFiles, write_json_atomic
 from .process import probe, start_server, stop_server, switch_version
 from .state import LocalState
@@ -220,3 +220,11 @@ class LocalTarget:
     def follow_logs(self, record: DeploymentRecord, start: float, errors: bool) -> Iterator[LogLine]:
         """Tails server.log: the lines from ``start``, then each new one, until the caller stops."""
         return requestlog.follow(self.files(record.name).log, start, errors)
+
+    # -- orphans (the Recoverable safety net) --------------------------------------------------------
+    def orphans(self, known: Set[str]) -> List[Discovered]:
+        """Deployment folders with no registry record, with whether a server still runs from them."""
+        return orphans.orphans(self.registry, known, self.name)
+
+    def orphan(self, name: str) -> Optional[DeploymentRecord]:
+        return orphans.orphan_record(self.registry, name, self.name)

@@ -165,3 +165,20 @@ def test_the_handler_answers_only_the_version_a_request_expects(v1_runtime):
         assert status == 409 and body["error"] == "version_changed" and "nothing was run" in body["message"]
         assert body["serving"] == {"version": "1", "hash": bundle_hash}
     assert runtime.texts_in_last_request() == 0  # refused before any text was read
+
+
+def test_rows_reused_from_another_version_number_of_the_same_pipeline_get_a_version_column(nimbus_home):
+    """Checkpoints are keyed by content: v3 that redeploys v1's pipeline reuses v1's chunks, and the
+    frame then says which version scored each row."""
+    texts = reviews(256, seed=4)
+    v1 = nj.deploy(versioned_pipeline("ONE"), "renumbered", workers=1, show=False)
+    first = nj.batch(texts[:128], "renumbered", chunk_size=CHUNK, progress=False)
+    assert "version" not in first.columns and first.attrs["nimbus"].version == "1"
+    nj.deploy(versioned_pipeline("TWO"), "renumbered", workers=1, show=False)
+    v3 = nj.deploy(versioned_pipeline("ONE"), "renumbered", workers=1, show=False)
+    assert v3.version == 3 and v3.bundle_hash == v1.bundle_hash
+    again = nj.batch(texts, "renumbered", chunk_size=CHUNK, progress=False)
+    summary = again.attrs["nimbus"]
+    assert (again.error == "").all() and labels(again) == {"ONE"} and summary.version == "3"
+    assert summary.chunks_reused == 2 and again.version.tolist() == ["1"] * 128 + ["3"] * 128
+    nj.destroy("renumbered")

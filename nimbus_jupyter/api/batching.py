@@ -65,7 +65,7 @@ class BatchSummary:
     retries: int
     chunks: int
     chunks_reused: int
-    throttled: int = 0  # of the retries, how many were throttles (429 / TooManyRequestsException)
+    throttled: int = 0  # throttles met (429 / TooManyRequestsException), retried or not
     via: str = "http"  # the transport used: "http" or "invoke"
     version: str = ""  # the version that scored the rows (a batch is pinned to one)
     bundle_hash: str = ""  # its content hash

@@ -122,8 +122,8 @@ class EndpointClient:
         it can give. ``nothing_sent`` ends each error's what-to-do (say, "; no row was sent")."""
         name = self.name
         try:
-            health = as_dict(self.transport.check("GET", "/health").payload)
-            answer = self.transport.check("GET", "/openapi.json")
+            health = as_dict(self._check_patiently("/health").payload)
+            answer = self._check_patiently("/openapi.json")
         except TransportDown as exc:
             raise EndpointError(f"deployment {name!r} does not answer: {exc.what}",
                                 (exc.todo or f"check it with %nimbus_status {name}") + nothing_sent, where="endpoint")
@@ -238,6 +238,15 @@ class EndpointClient:
             return out
         out.kind = REFUSED  # a 4xx about these texts (413 included): the caller may split them
         return out
+
+    def _check_patiently(self, path: str, attempts: int = 4) -> Reply:
+        """A check that waits out a throttle or a server still starting (429, 503), a few times."""
+        deadline = time.monotonic() + 30
+        for attempt in range(attempts):
+            reply = self.transport.check("GET", path)
+            if reply.status not in RUN_NOTHING or attempt == attempts - 1 or not self._wait(attempt, deadline):
+                return reply
+        return reply
 
     def _wait(self, attempt: int, deadline: float) -> bool:
         """Sleep before retry ``attempt + 1`` (exponential backoff, full jitter); False when the deadline

@@ -33,6 +33,8 @@ def orphans(registry: Registry, known: Set[str], target: str) -> List[Discovered
 def orphan_record(registry: Registry, name: str, target: str) -> Optional[DeploymentRecord]:
     """What the folder of ``name`` tells of it (its record.json if any, else its server's files), as an
     ``orphan`` record; None when the folder is not a local deployment's."""
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        return None  # not a deployment's folder name (deployment names are checked when deploying)
     files = DeploymentFiles(registry.deployment_dir(name))
     config = read_json(files.server_config)
     if not files.root.is_dir() or (config is None and not files.status.exists()):

@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .contract import ApiError, openapi_document, parse_predict
+from .events import route
 from .fields import FieldUnavailable, PipelineFields, doc_to_result
 from .limits import MAX_PAYLOAD_BYTES
 from .loader import load_bundle
+from .metrics import record_pipeline_error
 
 BUNDLE_ENV = "NIMBUS_BUNDLE_DIR"
 _ROUTES = {"/predict": "POST", "/health": "GET", "/openapi.json": "GET"}
@@ -60,17 +62,14 @@ def handler(event: Dict[str, Any], context: Any = None) -> Dict[str, Any]:
         request_id = _request_id(event, context)
         trace = _redact(traceback.format_exc(), _texts_in_flight)
         print(f"nimbus: request {request_id} failed:\n{trace}", file=sys.stderr, flush=True)
+        record_pipeline_error()  # the JSON 500 is not a Lambda error: count it where the alarm looks
         return _response(500, {"error": "internal", "message": f"the pipeline failed on this request (request id {request_id}); see the endpoint's log"})
 
 
 def _route(event: Dict[str, Any]) -> Dict[str, Any]:
-    if not isinstance(event, dict):
-        raise ApiError(400, "bad_event", "the event is not an API Gateway proxy event")
-    path = event.get("path") or event.get("resource") or "/"
-    method = str(event.get("httpMethod") or "GET").upper()
-    if not isinstance(path, str):
-        raise ApiError(400, "bad_event", "the event's path is not a string")
-    if path not in _ROUTES:
+    asked = route(event, _ROUTES)  # REST v1 only; on the resource, base path and trailing slash tolerated
+    path, method = asked.path, asked.method
+    if not asked.matched:
         raise ApiError(404, "not_found", f"no route {path!r}; the routes are {sorted(_ROUTES)}")
     if method != _ROUTES[path]:
         raise ApiError(405, "method_not_allowed", f"{path} takes {_ROUTES[path]}, not {method}", {"Allow": _ROUTES[path]})

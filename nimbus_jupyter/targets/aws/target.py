@@ -25,11 +25,10 @@ from . import operations
 from .cost import estimate
 from .spec import ARCHITECTURES, MODEL_S3, StackSpec, stack_name_for
 
-LAMBDA_PYTHONS = ("3.9", "3.10", "3.11", "3.12", "3.13")
 READY_STATES = ("CREATE_COMPLETE", "UPDATE_COMPLETE", "UPDATE_ROLLBACK_COMPLETE", "IMPORT_COMPLETE")
 DEFAULTS: Dict[str, Any] = {"memory": 2048, "arch": "x86_64", "timeout": 60, "reserved_concurrency": None,
                             "throttle_rate": 50.0, "throttle_burst": 100, "quota": 1_000_000, "log_retention_days": 14,
-                            "alarm_email": None}
+                            "alarm_email": None, "python": None}  # python: --python 3.X, else runtime_select chooses
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
 MB = 1024 * 1024  # AWS's "MB" in its Lambda limits
 LIMIT_UNZIPPED = 250 * MB  # bytes, function + layers
@@ -63,10 +62,7 @@ def check_options(options: Dict[str, Any]) -> Dict[str, Any]:
     if merged["alarm_email"] is not None and not (isinstance(merged["alarm_email"], str) and EMAIL.match(merged["alarm_email"])):
         raise UserInputError(f"alarm_email {merged['alarm_email']!r} does not look like an email address",
                              "give one address, e.g. --alarm-email ops@example.com (SNS emails it to confirm first)")
-    if kernel_python() not in LAMBDA_PYTHONS:
-        raise UserInputError(f"Lambda has no runtime for this kernel's Python {kernel_python()}",
-                             f"run the notebook on a Python Lambda supports: {', '.join(LAMBDA_PYTHONS)}")
-    return merged
+    return merged  # the Lambda runtime is chosen in the plan (runtime_select.py), not the kernel's minor
 
 
 def _whole(options: Dict[str, Any], key: str, low: int, high: int, unit: str) -> None:
@@ -141,13 +137,16 @@ class AwsTarget:
         return work
 
     def _artifacts(self, name: str, version: int, bundle: Any, work: Path, progress: Progress) -> Tuple[Any, StackSpec, Path]:
-        from .layer import build_layer, layer_requirements
+        from .layer import build_layer
         from .package import build_function_code, choose_model_mode, dir_size
         from .requirements import extra_distributions
 
-        python, arch = kernel_python(), self.options["arch"]
+        from .runtime_select import select_runtime
+
+        arch = self.options["arch"]
         with progress.stage("layer") as stage:
-            pins = layer_requirements(python, arch, extra=extra_distributions(bundle))
+            self.runtime_choice, pins = select_runtime(arch, extra_distributions(bundle), self.options.get("python"))
+            python = self.runtime_choice.python
             layer = build_layer(python, arch, nimbus_cache() / "layers", pins=pins, langs=[bundle.manifest["lang"]],
                                 on_step=lambda step, detail: progress.message(f"layer: {step} {detail}".strip()))
             stage.detail = (f"{'cached' if layer.cached else 'built'}: {layer.unzipped_bytes / MB:.0f} MB unzipped "
@@ -198,7 +197,8 @@ class AwsTarget:
                     if kind != "AWS::CDK::Metadata"]
         code_bytes = dir_size(Path(spec.code_dir))
         total = layer.unzipped_bytes + code_bytes
-        notes = [
+        choice = getattr(self, "runtime_choice", None)
+        notes = (choice.lines() if choice else []) + [
             f"function: python{spec.python} {spec.arch}, {spec.memory_mb} MB, timeout {spec.timeout_s} s, "
             f"/tmp {spec.ephemeral_storage_mb} MB, logs kept {spec.log_retention_days} days",
             f"layer {layer.unzipped_bytes / MB:.1f} MB + function {code_bytes / MB:.1f} MB = {total / MB:.1f} MB unzipped "

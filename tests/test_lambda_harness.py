@@ -1,0 +1,201 @@
+"""Every layer the project builds, run by the real awslambdaric against a Lambda Runtime API emulator.
+
+x86_64 natively and arm64 under qemu-aarch64 (tests/lambda_harness.py says how each is isolated). The
+layer is built by ``build_layer`` for the runtime ``runtime_select`` picks for this kernel (restricted to
+the Pythons this machine can run), the function code by ``build_function_code``: what a deploy ships.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Dict, Iterator, List
+
+import pytest
+
+import lambda_harness as lh
+from lambda_events import http_v2, rest_v1
+from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.runtime.fields import doc_to_result
+from nimbus_jupyter.targets.aws.layer import LayerBuild, build_layer
+from nimbus_jupyter.targets.aws.package import build_function_code
+
+ARCHES = ["x86_64", "arm64"]
+HARNESS_PYTHON = {"x86_64": None, "arm64": "3.13"}  # arm64: the Debian trixie CPython .ci/arm64-python.sh extracts
+TEXTS = ["very happy with this phone", "arrived broken, avoid the laptop", "Sara flew to Paris on Monday ."]
+
+
+def _python_for(arch: str) -> str:
+    """The runtime this kernel deploys to (newest with wheels), among those the harness can run for ``arch``."""
+    from nimbus_jupyter.targets.aws.runtime_select import select_runtime
+    from nimbus_jupyter.targets.aws.wheels import default_index
+
+    index = default_index()
+
+    def runnable(python: str) -> bool:
+        if HARNESS_PYTHON[arch]:
+            return python == HARNESS_PYTHON[arch]
+        try:
+            lh.interpreter(python, arch)
+            return True
+        except lh.HarnessUnavailable:
+            return False
+
+    def missing(pins, python, a, glibc):
+        return index.missing(pins, python, a, glibc) or ([] if runnable(python) else ["(not runnable here)"])
+
+    return select_runtime(arch, missing=missing)[0].python
+
+
+def _require(arch: str) -> None:
+    try:
+        lh.interpreter(HARNESS_PYTHON[arch] or "3.13", arch)
+    except lh.HarnessUnavailable as exc:
+        if arch == "arm64" and "CI" in __import__("os").environ:
+            raise
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session", params=ARCHES)
+def built(request, shared_cache: Path, tmp_path_factory) -> Dict:
+    arch = request.param
+    _require(arch)
+    python = _python_for(arch)
+    layer = build_layer(python, arch, shared_cache / "layers", langs=["en"])
+    return {"arch": arch, "python": python, "layer": layer}
+
+
+@pytest.fixture(scope="session")
+def raiser_nlp(textcat_nlp):
+    import raising_component  # noqa: F401  (registers the factory; code capture ships its module)
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_raises_on_boom")
+    return nlp
+
+
+def _function(built: Dict, nlp, name: str, root: Path, **env_extra) -> lh.LambdaFunction:
+    bundle = build_bundle(nlp, root / "bundle", name)
+    code = build_function_code(bundle.path, root / "code", inline=True)
+    env = lh.Environment(layer_dir=built["layer"].path, code_dir=code, python=built["python"], arch=built["arch"],
+                         timeout_s=60, env={"NIMBUS_BUNDLE_DIR": "/var/task/bundle", "NIMBUS_DEPLOYMENT": name,
+                                            "NIMBUS_VERSION": "1", **env_extra})
+    api = lh.RuntimeApi(timeout_s=env.timeout_s).__enter__()
+    function = lh.LambdaFunction(env, api, root / "function.log")
+    function.api_handle = api
+    return function
+
+
+@pytest.fixture
+def textcat_function(built, textcat_nlp, tmp_path) -> Iterator[lh.LambdaFunction]:
+    function = _function(built, textcat_nlp, "reviews", tmp_path)
+    yield function
+    function.close()
+    function.api_handle.__exit__()
+
+
+def _body(inv: lh.Invocation) -> dict:
+    assert inv.status == "ok", (inv.error_type, inv.payload)
+    return json.loads(inv.payload["body"])
+
+
+def test_layer_inits_under_awslambdaric_and_predicts_what_the_kernel_predicts(built, textcat_function, textcat_nlp):
+    init_s = textcat_function.start()
+    assert init_s > 0
+    assert textcat_function.api.init_error is None
+    health = textcat_function.invoke(rest_v1("GET", "/health"))
+    assert health.payload["statusCode"] == 200 and _body(health)["name"] == "reviews"
+    fields = ["ents", "cats"]
+    inv = textcat_function.invoke(rest_v1("POST", "/predict", {"texts": TEXTS, "fields": fields}, path="/nlp/predict/"))
+    assert inv.payload["statusCode"] == 200, inv.payload
+    expected = [doc_to_result(doc, fields) for doc in textcat_nlp.pipe(TEXTS)]
+    assert _body(inv)["results"] == json.loads(json.dumps(expected))
+    assert textcat_function.api.errors == 0
+    log = textcat_function.log_text()
+    assert "Traceback" not in log and "nimbus: init failed" not in log
+
+
+def test_http_api_v2_events_get_a_4xx_naming_their_shape(built, textcat_function):
+    textcat_function.start()
+    inv = textcat_function.invoke(http_v2("POST", "/predict", {"texts": ["hi"]}, function_url=True))
+    assert inv.payload["statusCode"] == 400 and "Lambda function URL" in _body(inv)["message"]
+
+
+def test_a_raising_component_moves_the_alarm_metric_not_lambda_errors(built, raiser_nlp, tmp_path):
+    function = _function(built, raiser_nlp, "raiser", tmp_path)
+    try:
+        function.start()
+        good = function.invoke(rest_v1("POST", "/predict", {"texts": ["fine"]}))
+        assert good.payload["statusCode"] == 200
+        assert function.emf_metrics().get("PipelineErrors", 0) == 0
+        bad = function.invoke(rest_v1("POST", "/predict", {"texts": ["this goes boom"]}))
+        assert bad.payload["statusCode"] == 500 and _body(bad)["error"] == "internal"
+        assert function.api.errors == 0  # a handled 500 is no Lambda error: Errors alone would stay blind
+        assert function.emf_metrics()["PipelineErrors"] == 1  # the metric the stack's alarm adds
+        assert "this goes boom" not in function.log_text()  # the text is redacted from the log
+    finally:
+        function.close()
+        function.api_handle.__exit__()
+
+
+# ------------------------------------------------------------------- the sandbox and the emulator's limits
+
+@pytest.fixture
+def probe(built, tmp_path) -> Iterator[lh.LambdaFunction]:
+    code = tmp_path / "code"
+    shutil.copytree(Path(__file__).with_name("harness_probe"), code)
+    env = lh.Environment(layer_dir=built["layer"].path, code_dir=code, python=built["python"], arch=built["arch"],
+                         timeout_s=3, tmp_mb=16, handler="probe.handler")
+    api = lh.RuntimeApi(timeout_s=env.timeout_s).__enter__()
+    function = lh.LambdaFunction(env, api, tmp_path / "probe.log")
+    function.start()
+    yield function
+    function.close()
+    api.__exit__()
+
+
+def test_sandbox_paths_env_and_read_only_code(probe, built):
+    out = probe.invoke({"op": "env"}).payload
+    env = out["env"]
+    assert "HOME" not in env and env["LAMBDA_TASK_ROOT"] == "/var/task"
+    assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_python{built['python']}"
+    first = list(dict.fromkeys(out["sys_path"]))  # -m puts the working directory (/var/task) first too
+    assert first[:3] == ["/var/task", f"/opt/python/lib/python{built['python']}/site-packages", "/opt/python"], first
+    assert not any("site-packages" in p and not p.startswith("/opt") for p in out["sys_path"]), out["sys_path"]
+    assert 0 < out["remaining_ms"] <= 3000
+    for path in ("/var/task/new.txt", "/opt/python/new.txt"):
+        wrote = probe.invoke({"op": "write", "path": path}).payload
+        assert wrote["written"] is False and wrote["errno"] == 30, wrote  # EROFS
+    assert probe.invoke({"op": "write", "path": "/tmp/ok.txt", "bytes": 1024}).payload["written"] is True
+    full = probe.invoke({"op": "write", "path": "/tmp/big.bin", "bytes": 17 * 1024 * 1024}).payload
+    assert full["written"] is False and full["errno"] == 28  # ENOSPC: /tmp is the function's 16 MB
+
+
+def test_responses_over_6291556_bytes_are_413_and_count_as_errors(probe):
+    fits = probe.invoke({"op": "big", "bytes": lh.RESPONSE_LIMIT - 2})  # JSON quotes: exactly the limit
+    assert fits.status == "ok" and fits.runtime_status == 202
+    over = probe.invoke({"op": "big", "bytes": lh.RESPONSE_LIMIT - 1})
+    assert over.runtime_status == 413 and over.error_type == "Function.ResponseSizeTooLarge"
+    assert probe.api.errors == 1
+    # awslambdaric 4.2.2 raises on the 413 and its process exits (as on Lambda): the next invoke cold-starts
+    assert probe.process.wait(timeout=30) != 0 and "Failed to post invocation response" in probe.log_text()
+    assert probe.invoke({"op": "ping"}).payload == {"op": "ping"} and probe.cold_starts == 2
+
+
+def test_requests_over_6_mb_never_reach_the_function(probe):
+    inv = probe.invoke({"op": "ping", "pad": "x" * lh.REQUEST_LIMIT})
+    assert inv.status == "refused" and inv.error_type == "RequestTooLargeException"
+    assert probe.api.errors == 0
+
+
+def test_raised_exceptions_and_timeouts_count_as_lambda_errors(probe, built):
+    raised = probe.invoke({"op": "raise"})
+    assert raised.status == "error" and raised.payload["errorType"] == "ValueError"
+    assert probe.api.errors == 1
+    if built["arch"] != lh.HOST_ARCH:
+        return  # the timeout is scaled under qemu; one arch shows it
+    slow = probe.invoke({"op": "sleep", "seconds": 10})
+    assert slow.error_type == "Sandbox.Timedout" and probe.api.errors == 2
+    assert probe.process.poll() is not None  # the environment is gone; the next invoke is a cold start

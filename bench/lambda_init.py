@@ -80,7 +80,7 @@ def main() -> int:
     bundle = build_bundle(nlp, WORK / "bundle", "bench")
     code = build_function_code(bundle.path, WORK / "code", inline=True)
     rows, notes = [], []
-    for arch in ("x86_64", "arm64"):
+    for arch in os.environ.get("BENCH_ARCHES", "x86_64,arm64").split(","):
         try:
             lh.interpreter(PYTHON, arch)
         except lh.HarnessUnavailable as exc:

@@ -60,6 +60,12 @@ class Invocation:
     runtime_status: Optional[int] = None  # what the Runtime API answered the runtime client's POST
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (ConnectionError, BrokenPipeError)):  # a killed function's /next
+            super().handle_error(request, client_address)
+
+
 class RuntimeApi:
     """Lambda's Runtime API (2018-06-01) for one function, served on 127.0.0.1."""
 
@@ -72,7 +78,7 @@ class RuntimeApi:
         self.invocation_count = 0
         self.init_error: Optional[dict] = None
         self.first_next_at: Optional[float] = None
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server = _QuietServer(("127.0.0.1", 0), self._handler_class())
         self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 

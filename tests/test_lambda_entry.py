@@ -151,3 +151,24 @@ def test_s3_init_failure_says_what_and_where_on_stderr(bundle, tmp_path, moto_s3
     first = next(line for line in proc.stderr.splitlines() if line.startswith("nimbus:"))
     assert "init failed" in first and "s3://empty-assets/missing.zip" in first
     assert not (tmp_path / "nimbus-bundle").exists()
+
+
+def test_snapstart_registers_an_after_restore_hook_that_reseeds(monkeypatch):
+    import random
+    import sys
+    import types
+
+    from nimbus_jupyter.runtime import lambda_entry
+
+    registered = []
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py",
+                        types.SimpleNamespace(register_after_restore=registered.append))
+    monkeypatch.delenv(lambda_entry.SNAPSTART_ENV, raising=False)
+    assert lambda_entry.register_snapstart_hooks() is False and registered == []
+    monkeypatch.setenv(lambda_entry.SNAPSTART_ENV, "1")
+    assert lambda_entry.register_snapstart_hooks() is True and registered == [lambda_entry.after_restore]
+    random.seed(7)
+    first = random.random()
+    random.seed(7)
+    lambda_entry.after_restore()  # as in every restored environment: not the snapshot's sequence any more
+    assert random.random() != first

@@ -5,8 +5,11 @@ namespace of the function's own, made with ``unshare --mount``; we are root, and
 root too), ``/tmp`` a tmpfs of the function's ephemeral size, awslambdaric from PyPI (built for the
 runtime's Python and arch) as ``/var/runtime``, started as Lambda's bootstrap starts it
 (``python -m awslambdaric HANDLER``) in an interpreter of the runtime's minor with no site-packages
-(``-S -s``), no HOME, and Lambda's environment variables. arm64 runs under ``qemu-aarch64`` with a Debian
-arm64 CPython (``ARM64_ROOT``, made by .ci/arm64-python.sh).
+(``-S -s``), no HOME, and Lambda's environment variables. The interpreter (``interpreter``): one of this
+machine's CPythons (pyenv) when it has the minor for the host's arch; else Debian's CPython of that minor
+in a root of its own (``debian_root``: extracted by .ci/debian-python.sh on first use, cached), in which
+the function then runs chrooted with the whole root read-only but ``/tmp``, as on Lambda; arm64 runs under
+``qemu-aarch64 -L <Debian arm64 root>``.
 
 The emulator (``RuntimeApi``) serves the Runtime API on 127.0.0.1 and enforces Lambda's documented limits:
 a request over 6 MB is refused before the function sees it; a response over 6,291,556 bytes is answered 413
@@ -39,7 +42,11 @@ RESPONSE_LIMIT = 6_291_556  # synchronous invocation response, as the Runtime AP
 INIT_BUDGET_S = 10.0
 QEMU_SLOWDOWN = 20.0  # init budget factor under qemu-aarch64 (instruction emulation), not Lambda's
 CACHE = Path(os.environ.get("NIMBUS_HARNESS_CACHE", "/var/cache/nimbus-harness"))
-ARM64_ROOT = CACHE / "trixie-arm64"
+# Debian suites whose CPython is the runtime's minor (trixie's python3 is 3.13, forky's 3.14)
+DEBIAN_SUITES = {"3.13": "trixie", "3.14": "forky"}
+DEBIAN_ARCH = {"x86_64": "amd64", "arm64": "arm64"}
+PREPARE = Path(__file__).resolve().parent.parent / ".ci" / "debian-python.sh"
+PREPARE_TIMEOUT_S = 900
 HOST_ARCH = {"x86_64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine())
 HANDLER = "nimbus_jupyter.runtime.lambda_entry.handler"
 
@@ -216,25 +223,66 @@ def runtime_client_dir(python: str, arch: str) -> Path:
     return target
 
 
-def interpreter(python: str, arch: str) -> List[str]:
-    """The command that starts a CPython of ``python`` for ``arch`` (qemu-aarch64 for arm64 on x86)."""
+def debian_root(python: str, arch: str) -> Path:
+    """Debian's CPython ``python`` for ``arch`` in a root of its own, extracted on first use (bounded)."""
+    suite = DEBIAN_SUITES.get(python)
+    if suite is None:
+        raise HarnessUnavailable(f"no Debian suite known here with CPython {python} (known: {sorted(DEBIAN_SUITES)})")
+    root = CACHE / f"{suite}-{DEBIAN_ARCH[arch]}"
+    if (root / ".nimbus-ready").exists() and (root / "usr" / "bin" / f"python{python}").exists():
+        return root
+    if not shutil.which("mmdebstrap"):
+        raise HarnessUnavailable(f"no Python {python} for {arch} here and no mmdebstrap to extract Debian {suite}'s "
+                                 "(apt-get install mmdebstrap; .ci/run does)")
+    try:
+        proc = subprocess.run(["bash", str(PREPARE), suite, DEBIAN_ARCH[arch], python], capture_output=True, text=True,
+                              timeout=PREPARE_TIMEOUT_S, env={**os.environ, "NIMBUS_HARNESS_CACHE": str(CACHE)})
+    except subprocess.TimeoutExpired:
+        raise HarnessUnavailable(f"extracting Debian {suite}'s python{python} for {arch} took over {PREPARE_TIMEOUT_S} s")
+    if proc.returncode != 0:
+        raise HarnessUnavailable(f"{PREPARE.name} {suite} {DEBIAN_ARCH[arch]} {python} failed: {proc.stderr[-800:]}")
+    return root
+
+
+@dataclass(frozen=True)
+class Interpreter:
+    """How the sandbox starts a CPython: ``command`` as seen inside it; ``root``, when set, is a Debian root
+    to chroot into first (the host's arch), so only the root's files are there, read-only."""
+
+    command: List[str]
+    root: Optional[Path] = None
+
+
+def interpreter(python: str, arch: str) -> Interpreter:
+    """A CPython of ``python`` for ``arch``: this machine's (pyenv, PATH) for the host's arch if it has the
+    minor, else Debian's in its root (chrooted; under qemu-aarch64 for arm64 on x86)."""
     if arch == HOST_ARCH:
         from nimbus_jupyter.targets.aws.interpreters import find_python
 
         found = find_python(python)
-        if not found:
-            raise HarnessUnavailable(f"no Python {python} for {arch} here (pyenv install {python}, or set NIMBUS_PYTHON_"
-                                     f"{python.replace('.', '_')})")
-        return [found]
+        if found and not found.endswith("-host"):  # -host: a Debian root's python outside its root (for compiling)
+            return Interpreter([found])
+        return Interpreter([f"/usr/bin/python{python}"], debian_root(python, arch))
     if arch == "arm64":
         qemu = shutil.which("qemu-aarch64") or shutil.which("qemu-aarch64-static")
-        exe = ARM64_ROOT / "usr" / "bin" / f"python{python}"
         if not qemu:
             raise HarnessUnavailable("qemu-aarch64 is not installed (apt-get install qemu-user; .ci/run does)")
-        if not exe.exists():
-            raise HarnessUnavailable(f"no arm64 Python {python} at {exe} (bash .ci/arm64-python.sh makes one)")
-        return [qemu, "-L", str(ARM64_ROOT), str(exe)]
+        root = debian_root(python, arch)
+        return Interpreter([qemu, "-L", str(root), str(root / "usr" / "bin" / f"python{python}")])
     raise HarnessUnavailable(f"cannot run {arch} on {platform.machine()}")
+
+
+def compile_python(python: str) -> str:
+    """An interpreter of ``python`` runnable here, to precompile a layer's .pyc (the same for both arches):
+    this machine's, or the host-arch Debian root's through its own loader. It is also put in
+    ``NIMBUS_PYTHON_X_Y``, where ``build_layer`` looks first."""
+    from nimbus_jupyter.targets.aws.interpreters import find_python
+
+    found = find_python(python)
+    if not found:
+        found = str(debian_root(python, HOST_ARCH) / "usr" / "bin" / f"python{python}-host")
+        os.environ[f"NIMBUS_PYTHON_{python.replace('.', '_')}"] = found
+    return found
 
 
 def lambda_environment(env: Environment, api: RuntimeApi) -> Dict[str, str]:
@@ -258,12 +306,24 @@ def lambda_environment(env: Environment, api: RuntimeApi) -> Dict[str, str]:
 
 SANDBOX = r"""
 set -e
-mkdir -p /var/task /var/runtime
-mount --bind -o ro "$H_LAYER" /opt
-mount --bind -o ro "$H_CODE" /var/task
-mount --bind -o ro "$H_RIC" /var/runtime
-mount -t tmpfs -o size="$H_TMP_MB"m,mode=1777 tmpfs /tmp
-unset H_LAYER H_CODE H_RIC H_TMP_MB
+if [ -n "$H_ROOT" ]; then  # a Debian root: all of it read-only, the function's parts mounted inside
+  R="$H_ROOT"
+  mount --bind "$R" "$R"
+  mount -o remount,bind,ro "$R"
+  mount --bind /proc "$R/proc"
+  mount --rbind /dev "$R/dev"
+else
+  R=""
+  mkdir -p /var/task /var/runtime
+fi
+mount --bind -o ro "$H_LAYER" "$R/opt"
+mount --bind -o ro "$H_CODE" "$R/var/task"
+mount --bind -o ro "$H_RIC" "$R/var/runtime"
+mount -t tmpfs -o size="$H_TMP_MB"m,mode=1777 tmpfs "$R/tmp"
+unset H_LAYER H_CODE H_RIC H_TMP_MB H_ROOT
+if [ -n "$R" ]; then
+  exec unshare --root="$R" --wd=/var/task "$@"
+fi
 cd /var/task
 exec "$@"
 """
@@ -281,11 +341,11 @@ class LambdaFunction:
 
     def start(self, init_budget_s: Optional[float] = None) -> float:
         """Cold start; returns the init duration (spawn to the first /next), or raises with the log's tail."""
-        command = interpreter(self.env.python, self.env.arch)
+        found = interpreter(self.env.python, self.env.arch)
         budget = init_budget_s or INIT_BUDGET_S * (QEMU_SLOWDOWN if self.env.arch != HOST_ARCH else 1)
         ric = runtime_client_dir(self.env.python, self.env.arch)
         outer = {"H_LAYER": str(self.env.layer_dir), "H_CODE": str(self.env.code_dir), "H_RIC": str(ric),
-                 "H_TMP_MB": str(self.env.tmp_mb), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                 "H_TMP_MB": str(self.env.tmp_mb), "H_ROOT": str(found.root or ""), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
                  **lambda_environment(self.env, self.api)}
         self.log = open(self.log_path, "ab")
         self.cold_starts += 1
@@ -293,7 +353,7 @@ class LambdaFunction:
         self.started_at = time.monotonic()
         self.process = subprocess.Popen(
             ["unshare", "--mount", "--propagation", "private", "sh", "-c", SANDBOX, "sandbox",
-             *command, "-S", "-s", "-m", "awslambdaric", self.env.handler],
+             *found.command, "-S", "-s", "-m", "awslambdaric", self.env.handler],
             env=outer, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         deadline = self.started_at + budget
         while time.monotonic() < deadline:

@@ -32,18 +32,12 @@ KERNEL = f"{sys.version_info.major}.{sys.version_info.minor}"
 
 
 def _layer_python() -> str:
-    """The runtime a deploy of this kernel gets (runtimes.choose, today's dates, the real index), among
-    the minors this machine has an interpreter of (to run the layer's handler and its .pyc)."""
-    from nimbus_jupyter.targets.aws.interpreters import find_python
+    """The runtime a deploy of this kernel gets (runtimes.choose, today's dates, the real index). Its
+    interpreter (to run the layer's handler and write its .pyc) is this machine's, or Debian's, which the
+    harness extracts on first use (``lambda_harness.compile_python``)."""
     from nimbus_jupyter.targets.aws.runtime_select import select_runtime
-    from nimbus_jupyter.targets.aws.wheels import default_index
 
-    index = default_index()
-
-    def missing(pins, python, arch, glibc):
-        return index.missing(pins, python, arch, glibc) or ([] if find_python(python) else ["(no interpreter here)"])
-
-    return select_runtime("x86_64", missing=missing)[0].python
+    return select_runtime("x86_64")[0].python
 
 
 PYTHON = _layer_python()
@@ -58,6 +52,9 @@ def layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def layer(layer_cache: Path) -> LayerBuild:
+    import lambda_harness
+
+    lambda_harness.compile_python(PYTHON)
     steps: List[str] = []
     build = build_layer(PYTHON, "x86_64", layer_cache, on_step=lambda step, detail: steps.append(step), langs=["en"])
     assert steps[:2] == ["download", "trim"] and steps[-1] == "done"

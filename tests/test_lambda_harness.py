@@ -1,16 +1,17 @@
 """Every layer the project builds, run by the real awslambdaric against a Lambda Runtime API emulator.
 
 x86_64 natively and arm64 under qemu-aarch64 (tests/lambda_harness.py says how each is isolated). The
-layer is built by ``build_layer`` for the runtime ``runtime_select`` picks for this kernel (restricted to
-the Pythons this machine can run), the function code by ``build_function_code``: what a deploy ships.
+layer is built by ``build_layer`` for the runtime ``runtime_select`` picks for this kernel (python3.14 for
+a 3.11 kernel with numpy 2.4: Debian's CPython, extracted on first use, runs it and compiles its .pyc),
+plus one on python3.13; the function code by ``build_function_code``: what a deploy ships.
 """
 from __future__ import annotations
 
 import json
+import os
 import shutil
-import sys
 from pathlib import Path
-from typing import Dict, Iterator, List
+from typing import Dict, Iterator
 
 import pytest
 
@@ -18,52 +19,44 @@ import lambda_harness as lh
 from lambda_events import http_v2, rest_v1
 from nimbus_jupyter.bundle import build_bundle
 from nimbus_jupyter.runtime.fields import doc_to_result
-from nimbus_jupyter.targets.aws.layer import LayerBuild, build_layer
+from nimbus_jupyter.targets.aws.layer import build_layer
 from nimbus_jupyter.targets.aws.package import build_function_code
 
-ARCHES = ["x86_64", "arm64"]
-HARNESS_PYTHON = {"x86_64": None, "arm64": "3.13"}  # arm64: the Debian trixie CPython .ci/arm64-python.sh extracts
+# (arch, runtime): None is the runtime a deploy of this kernel gets (runtime_select), on both arches; and
+# python3.13 natively, the runtime before it, on this machine's own CPython (pyenv) rather than Debian's.
+CONFIGS = [("x86_64", None), ("arm64", None), ("x86_64", "3.13")]
 TEXTS = ["very happy with this phone", "arrived broken, avoid the laptop", "Sara flew to Paris on Monday ."]
 
 
-def _python_for(arch: str) -> str:
-    """The runtime this kernel deploys to (newest with wheels), among those the harness can run for ``arch``."""
+def _chosen(arch: str) -> str:
+    """The runtime this kernel deploys to for ``arch``: the newest GA one with a wheel for every pin."""
     from nimbus_jupyter.targets.aws.runtime_select import select_runtime
-    from nimbus_jupyter.targets.aws.wheels import default_index
 
-    index = default_index()
-
-    def runnable(python: str) -> bool:
-        if HARNESS_PYTHON[arch]:
-            return python == HARNESS_PYTHON[arch]
-        try:
-            lh.interpreter(python, arch)
-            return True
-        except lh.HarnessUnavailable:
-            return False
-
-    def missing(pins, python, a, glibc):
-        return index.missing(pins, python, a, glibc) or ([] if runnable(python) else ["(not runnable here)"])
-
-    return select_runtime(arch, missing=missing)[0].python
+    return select_runtime(arch)[0].python
 
 
-def _require(arch: str) -> None:
+def _require(python: str, arch: str) -> None:
+    """The interpreter (extracted from Debian on first use) and the .pyc compiler; CI fails, not skips."""
     try:
-        lh.interpreter(HARNESS_PYTHON[arch] or "3.13", arch)
+        lh.interpreter(python, arch)
+        lh.compile_python(python)
     except lh.HarnessUnavailable as exc:
-        if arch == "arm64" and "CI" in __import__("os").environ:
+        if "CI" in os.environ:
             raise
         pytest.skip(str(exc))
 
 
-@pytest.fixture(scope="session", params=ARCHES)
-def built(request, shared_cache: Path, tmp_path_factory) -> Dict:
-    arch = request.param
-    _require(arch)
-    python = _python_for(arch)
+@pytest.fixture(scope="session", params=CONFIGS, ids=lambda c: f"{c[0]}-{'chosen' if c[1] is None else 'py' + c[1]}")
+def built(request, shared_cache: Path) -> Dict:
+    arch, python = request.param
+    chosen = _chosen(arch)
+    if python is not None and python == chosen:
+        pytest.skip(f"python{python} is the chosen runtime already")
+    python = python or chosen
+    _require(python, arch)
     layer = build_layer(python, arch, shared_cache / "layers", langs=["en"])
-    return {"arch": arch, "python": python, "layer": layer}
+    assert layer.compiled, layer.notes  # the .pyc layer: what a deploy ships when the runtime's Python is here
+    return {"arch": arch, "python": python, "layer": layer, "chosen": python == chosen}
 
 
 @pytest.fixture(scope="session")
@@ -158,6 +151,8 @@ def probe(built, tmp_path) -> Iterator[lh.LambdaFunction]:
 
 def test_sandbox_paths_env_and_read_only_code(probe, built):
     out = probe.invoke({"op": "env"}).payload
+    assert out["python"] == built["python"] and out["cwd"] == "/var/task"
+    assert out["machine"] == {"x86_64": "x86_64", "arm64": "aarch64"}[built["arch"]]
     env = out["env"]
     assert "HOME" not in env and env["LAMBDA_TASK_ROOT"] == "/var/task"
     assert env["AWS_EXECUTION_ENV"] == f"AWS_Lambda_python{built['python']}"
@@ -165,12 +160,21 @@ def test_sandbox_paths_env_and_read_only_code(probe, built):
     assert first[:3] == ["/var/task", f"/opt/python/lib/python{built['python']}/site-packages", "/opt/python"], first
     assert not any("site-packages" in p and not p.startswith("/opt") for p in out["sys_path"]), out["sys_path"]
     assert 0 < out["remaining_ms"] <= 3000
-    for path in ("/var/task/new.txt", "/opt/python/new.txt"):
+    chrooted = lh.interpreter(built["python"], built["arch"]).root is not None
+    for path in ("/var/task/new.txt", "/opt/python/new.txt") + (("/new.txt", "/var/new.txt") if chrooted else ()):
         wrote = probe.invoke({"op": "write", "path": path}).payload
         assert wrote["written"] is False and wrote["errno"] == 30, wrote  # EROFS
     assert probe.invoke({"op": "write", "path": "/tmp/ok.txt", "bytes": 1024}).payload["written"] is True
     full = probe.invoke({"op": "write", "path": "/tmp/big.bin", "bytes": 17 * 1024 * 1024}).payload
     assert full["written"] is False and full["errno"] == 28  # ENOSPC: /tmp is the function's 16 MB
+
+
+def test_the_layers_pyc_are_the_runtimes_own(probe, built):
+    for module in ("spacy", "numpy", "thinc"):  # top-level: found, not imported
+        pyc = probe.invoke({"op": "pyc", "module": module}).payload
+        assert pyc["origin"].startswith("/opt/python/"), pyc
+        assert pyc["exists"] and pyc["magic_ok"], pyc  # else every cold start compiles it again, in memory
+        assert pyc["flags"] == 0b01, pyc  # unchecked hash: /opt's mtimes after Lambda's unzip do not matter
 
 
 def test_responses_over_6291556_bytes_are_413_and_count_as_errors(probe):

@@ -137,9 +137,13 @@ def layer_requirements(python: str, arch: str, extra: Sequence[str] = ()) -> Lis
 
 
 def layer_key(pins: Sequence[str], python: str, arch: str, langs: Optional[Sequence[str]] = None) -> str:
-    """The cache key: what the layer holds and the tools that made it (a fixed strip tool misses old entries)."""
+    """The cache key: what the layer holds and the tools that made it (a fixed strip tool misses old entries,
+    and so does a layer built without .pyc once an interpreter of the runtime's minor is here)."""
+    from .interpreters import find_python
+
     text = json.dumps({"pins": sorted(pins), "python": python, "arch": arch, "builder": BUILDER_VERSION,
-                       "langs": sorted(langs) if langs else "all", "strip": strip_identity(arch)}, sort_keys=True)
+                       "langs": sorted(langs) if langs else "all", "strip": strip_identity(arch),
+                       "pyc": bool(find_python(python))}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

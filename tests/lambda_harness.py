@@ -329,6 +329,15 @@ exec "$@"
 """
 
 
+def _cpu_seconds(pid: int) -> Optional[float]:
+    """utime + stime of a process (the sandbox execs, so its pid is the interpreter's, or qemu's)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class LambdaFunction:
     """One execution environment: started by ``start`` (the cold start), invoked until it dies or is closed."""
 
@@ -337,6 +346,7 @@ class LambdaFunction:
         self.process: Optional[subprocess.Popen] = None
         self.started_at = 0.0
         self.init_seconds: Optional[float] = None
+        self.init_cpu_seconds: Optional[float] = None  # user + system CPU of the function process during init
         self.cold_starts = 0
 
     def start(self, init_budget_s: Optional[float] = None) -> float:
@@ -359,6 +369,7 @@ class LambdaFunction:
         while time.monotonic() < deadline:
             if self.api.first_next_at is not None and self.api.first_next_at >= self.started_at:
                 self.init_seconds = self.api.first_next_at - self.started_at
+                self.init_cpu_seconds = _cpu_seconds(self.process.pid)  # it waits on /next now: nothing runs
                 return self.init_seconds
             if self.process.poll() is not None:
                 raise RuntimeError(f"init failed (exit {self.process.returncode}): {self.api.init_error}\n{self.log_tail()}")

@@ -133,7 +133,7 @@ def main() -> int:
                 top = ", ".join(f"{module} {seconds:.3f}" for seconds, module in slowest_imports(layer.path, code, extra))
                 notes.append(f"x86_64 {name}, slowest imports (s cumulative, one init, -X importtime): {top}")
     interp = lh.interpreter(PYTHON, lh.HOST_ARCH)
-    where = f"Debian's, chrooted in {interp.root.name}" if interp.root else interp.command[0]
+    where = f"Debian's, chrooted in {interp.root.name}" if interp.mode == "chroot" else interp.command[0]
     lines = context(load_before) + [
         f"- layer python{PYTHON} (the runtime runtime_select picks for this kernel; build_layer, langs=['en'], .pyc "
         f"precompiled by that Python); interpreter: {where}; arm64: qemu-aarch64 with Debian's arm64 CPython",

@@ -9,7 +9,7 @@ runtime's Python and arch) as ``/var/runtime``, started as Lambda's bootstrap st
 machine's CPythons (pyenv) when it has the minor for the host's arch; else Debian's CPython of that minor
 in a root of its own (``debian_root``: extracted by .ci/debian-python.sh on first use, cached), in which
 the function then runs chrooted with the whole root read-only but ``/tmp``, as on Lambda; arm64 runs under
-``qemu-aarch64 -L <Debian arm64 root>``.
+``qemu-aarch64 -L`` with the Debian arm64 root mounted at /var/lang.
 
 The emulator (``RuntimeApi``) serves the Runtime API on 127.0.0.1 and enforces Lambda's documented limits:
 a request over 6 MB is refused before the function sees it; a response over 6,291,556 bytes is answered 413
@@ -244,13 +244,18 @@ def debian_root(python: str, arch: str) -> Path:
     return root
 
 
+LANG_DIR = "/var/lang"  # where the sandbox mounts a qemu root (Lambda's own runtime lives under /var/lang)
+
+
 @dataclass(frozen=True)
 class Interpreter:
-    """How the sandbox starts a CPython: ``command`` as seen inside it; ``root``, when set, is a Debian root
-    to chroot into first (the host's arch), so only the root's files are there, read-only."""
+    """How the sandbox starts a CPython: ``command`` as seen inside it; ``root`` a Debian root that the
+    sandbox chroots into (``mode`` "chroot", the host's arch: only the root's files, read-only) or mounts
+    read-only at /var/lang for ``qemu-aarch64 -L`` (``mode`` "qemu"); "host": this machine's own."""
 
     command: List[str]
     root: Optional[Path] = None
+    mode: str = "host"
 
 
 def interpreter(python: str, arch: str) -> Interpreter:
@@ -262,13 +267,13 @@ def interpreter(python: str, arch: str) -> Interpreter:
         found = find_python(python)
         if found and not found.endswith("-host"):  # -host: a Debian root's python outside its root (for compiling)
             return Interpreter([found])
-        return Interpreter([f"/usr/bin/python{python}"], debian_root(python, arch))
+        return Interpreter([f"/usr/bin/python{python}"], debian_root(python, arch), "chroot")
     if arch == "arm64":
         qemu = shutil.which("qemu-aarch64") or shutil.which("qemu-aarch64-static")
         if not qemu:
             raise HarnessUnavailable("qemu-aarch64 is not installed (apt-get install qemu-user; .ci/run does)")
-        root = debian_root(python, arch)
-        return Interpreter([qemu, "-L", str(root), str(root / "usr" / "bin" / f"python{python}")])
+        # the root is mounted at /var/lang before /tmp becomes the function's tmpfs: a cache under /tmp stays seen
+        return Interpreter([qemu, "-L", LANG_DIR, f"{LANG_DIR}/usr/bin/python{python}"], debian_root(python, arch), "qemu")
     raise HarnessUnavailable(f"cannot run {arch} on {platform.machine()}")
 
 
@@ -306,21 +311,25 @@ def lambda_environment(env: Environment, api: RuntimeApi) -> Dict[str, str]:
 
 SANDBOX = r"""
 set -e
-if [ -n "$H_ROOT" ]; then  # a Debian root: all of it read-only, the function's parts mounted inside
-  R="$H_ROOT"
-  mount --bind "$R" "$R"
-  mount -o remount,bind,ro "$R"
-  mount --bind /proc "$R/proc"
-  mount --rbind /dev "$R/dev"
-else
-  R=""
-  mkdir -p /var/task /var/runtime
-fi
+R=""
+case "$H_MODE" in
+  chroot)  # a Debian root: all of it read-only, the function's parts mounted inside
+    R="$H_ROOT"
+    mount --bind "$R" "$R"
+    mount -o remount,bind,ro "$R"
+    mount --bind /proc "$R/proc"
+    mount --rbind /dev "$R/dev" ;;
+  qemu)
+    mkdir -p /var/task /var/runtime /var/lang
+    mount --bind -o ro "$H_ROOT" /var/lang ;;
+  *)
+    mkdir -p /var/task /var/runtime ;;
+esac
 mount --bind -o ro "$H_LAYER" "$R/opt"
 mount --bind -o ro "$H_CODE" "$R/var/task"
 mount --bind -o ro "$H_RIC" "$R/var/runtime"
 mount -t tmpfs -o size="$H_TMP_MB"m,mode=1777 tmpfs "$R/tmp"
-unset H_LAYER H_CODE H_RIC H_TMP_MB H_ROOT
+unset H_LAYER H_CODE H_RIC H_TMP_MB H_ROOT H_MODE
 if [ -n "$R" ]; then
   exec unshare --root="$R" --wd=/var/task "$@"
 fi
@@ -355,7 +364,8 @@ class LambdaFunction:
         budget = init_budget_s or INIT_BUDGET_S * (QEMU_SLOWDOWN if self.env.arch != HOST_ARCH else 1)
         ric = runtime_client_dir(self.env.python, self.env.arch)
         outer = {"H_LAYER": str(self.env.layer_dir), "H_CODE": str(self.env.code_dir), "H_RIC": str(ric),
-                 "H_TMP_MB": str(self.env.tmp_mb), "H_ROOT": str(found.root or ""), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
+                 "H_TMP_MB": str(self.env.tmp_mb), "H_ROOT": str(found.root or ""), "H_MODE": found.mode,
+                 "PATH": "/usr/sbin:/usr/bin:/sbin:/bin",
                  **lambda_environment(self.env, self.api)}
         self.log = open(self.log_path, "ab")
         self.cold_starts += 1

@@ -81,9 +81,11 @@ def _function(built: Dict, nlp, name: str, root: Path, **env_extra) -> lh.Lambda
     return function
 
 
-@pytest.fixture
-def textcat_function(built, textcat_nlp, tmp_path) -> Iterator[lh.LambdaFunction]:
-    function = _function(built, textcat_nlp, "reviews", tmp_path)
+@pytest.fixture(scope="module")
+def textcat_function(built, textcat_nlp, tmp_path_factory) -> Iterator[lh.LambdaFunction]:
+    """Started once per layer (a cold start under qemu is most of a minute); the tests below invoke it."""
+    function = _function(built, textcat_nlp, "reviews", tmp_path_factory.mktemp("reviews"))
+    function.start()
     yield function
     function.close()
     function.api_handle.__exit__()
@@ -94,26 +96,40 @@ def _body(inv: lh.Invocation) -> dict:
     return json.loads(inv.payload["body"])
 
 
+def _predicts_what_the_kernel_predicts(function: lh.LambdaFunction, nlp, fields) -> None:
+    inv = function.invoke(rest_v1("POST", "/predict", {"texts": TEXTS, "fields": fields}, path="/nlp/predict/"))
+    assert inv.payload["statusCode"] == 200, inv.payload
+    expected = [doc_to_result(doc, fields) for doc in nlp.pipe(TEXTS)]
+    assert _body(inv)["results"] == json.loads(json.dumps(expected))
+
+
 def test_layer_inits_under_awslambdaric_and_predicts_what_the_kernel_predicts(built, textcat_function, textcat_nlp):
-    init_s = textcat_function.start()
-    assert init_s > 0
+    assert textcat_function.init_seconds > 0 and textcat_function.cold_starts == 1
     assert textcat_function.api.init_error is None
     health = textcat_function.invoke(rest_v1("GET", "/health"))
     assert health.payload["statusCode"] == 200 and _body(health)["name"] == "reviews"
-    fields = ["ents", "cats"]
-    inv = textcat_function.invoke(rest_v1("POST", "/predict", {"texts": TEXTS, "fields": fields}, path="/nlp/predict/"))
-    assert inv.payload["statusCode"] == 200, inv.payload
-    expected = [doc_to_result(doc, fields) for doc in textcat_nlp.pipe(TEXTS)]
-    assert _body(inv)["results"] == json.loads(json.dumps(expected))
+    _predicts_what_the_kernel_predicts(textcat_function, textcat_nlp, ["ents", "cats"])
     assert textcat_function.api.errors == 0
     log = textcat_function.log_text()
     assert "Traceback" not in log and "nimbus: init failed" not in log
 
 
 def test_http_api_v2_events_get_a_4xx_naming_their_shape(built, textcat_function):
-    textcat_function.start()
     inv = textcat_function.invoke(http_v2("POST", "/predict", {"texts": ["hi"]}, function_url=True))
     assert inv.payload["statusCode"] == 400 and "Lambda function URL" in _body(inv)["message"]
+
+
+def test_a_trained_tagger_parser_ner_pipeline_predicts_what_the_kernel_predicts(built, core_nlp, tmp_path):
+    if built["arch"] != lh.HOST_ARCH:
+        pytest.skip("native arch only: another cold start under qemu is most of a minute; textcat covers arm64")
+    function = _function(built, core_nlp, "core", tmp_path)
+    try:
+        function.start()
+        _predicts_what_the_kernel_predicts(function, core_nlp, ["ents", "tokens", "sents"])
+        assert function.api.errors == 0
+    finally:
+        function.close()
+        function.api_handle.__exit__()
 
 
 def test_a_raising_component_moves_the_alarm_metric_not_lambda_errors(built, raiser_nlp, tmp_path):
@@ -160,7 +176,7 @@ def test_sandbox_paths_env_and_read_only_code(probe, built):
     assert first[:3] == ["/var/task", f"/opt/python/lib/python{built['python']}/site-packages", "/opt/python"], first
     assert not any("site-packages" in p and not p.startswith("/opt") for p in out["sys_path"]), out["sys_path"]
     assert 0 < out["remaining_ms"] <= 3000
-    chrooted = lh.interpreter(built["python"], built["arch"]).root is not None
+    chrooted = lh.interpreter(built["python"], built["arch"]).mode == "chroot"
     for path in ("/var/task/new.txt", "/opt/python/new.txt") + (("/new.txt", "/var/new.txt") if chrooted else ()):
         wrote = probe.invoke({"op": "write", "path": path}).payload
         assert wrote["written"] is False and wrote["errno"] == 30, wrote  # EROFS

@@ -31,7 +31,11 @@ rm -rf "$p/tmp" "$p/opt"
 if [ "$(dpkg --print-architecture)" = "$arch" ]; then
   mkdir -p "$p/tmp" "$p/opt" "$p/proc" "$p/dev" "$p/var/task" "$p/var/runtime"
   triplet="$(ls -d "$p"/usr/lib/*-linux-gnu | head -1)"
-  loader="$(cd "$p" && ls lib64/ld-linux-*.so.* usr/lib64/ld-linux-*.so.* 2>/dev/null | head -1)"
+  loader=""
+  for candidate in "$p"/usr/lib64/ld-linux-*.so.* "$p"/usr/lib/ld-linux-*.so.*; do
+    [ -e "$candidate" ] && loader="${candidate#"$p"/}" && break
+  done
+  [ -n "$loader" ] || { echo "no dynamic loader in $p" >&2; exit 1; }
   cat > "$p/usr/bin/python$minor-host" <<WRAP
 #!/bin/sh
 # Debian $suite's python$minor outside its root: its own loader and libraries; --argv0 makes sys.executable

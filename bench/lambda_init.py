@@ -39,6 +39,8 @@ from pipelines import core_pipeline  # noqa: E402
 HEADING = "## Lambda cold init under the harness (issue 12)"
 RUNS = {"x86_64": int(os.environ.get("BENCH_RUNS", "9")), "arm64": int(os.environ.get("BENCH_ARM64_RUNS", "7"))}
 VARIANTS = {"before (spaCy's CLI imported)": {DEFER_ENV: "0"}, "after (CLI deferred)": {}}
+# also on x86_64: the layer the previous default ran (python3.13, this machine's CPython), as it was: CLI imported
+OLD_PYTHON = os.environ.get("BENCH_OLD_PYTHON", "3.13")
 
 
 def _python() -> str:
@@ -50,15 +52,20 @@ def _python() -> str:
 PYTHON = _python()
 
 
-def _function(layer: Path, code: Path, arch: str, log: Path, extra: Dict[str, str]) -> Tuple[lh.LambdaFunction, lh.RuntimeApi]:
-    env = lh.Environment(layer_dir=layer, code_dir=code, python=PYTHON, arch=arch,
+Variant = Tuple[Path, str, Dict[str, str]]  # layer, runtime Python, extra environment
+
+
+def _function(layer: Path, code: Path, arch: str, log: Path, extra: Dict[str, str],
+              python: str = PYTHON) -> Tuple[lh.LambdaFunction, lh.RuntimeApi]:
+    env = lh.Environment(layer_dir=layer, code_dir=code, python=python, arch=arch,
                          env={"NIMBUS_BUNDLE_DIR": "/var/task/bundle", "NIMBUS_DEPLOYMENT": "bench", **extra})
     api = lh.RuntimeApi(timeout_s=60).__enter__()
     return lh.LambdaFunction(env, api, log), api
 
 
-def _one_init(layer: Path, code: Path, arch: str, log: Path, extra: Dict[str, str]) -> Tuple[float, Optional[float]]:
-    function, api = _function(layer, code, arch, log, extra)
+def _one_init(variant: Variant, code: Path, arch: str, log: Path) -> Tuple[float, Optional[float]]:
+    layer, python, extra = variant
+    function, api = _function(layer, code, arch, log, extra, python)
     try:
         seconds = function.start()
         assert function.invoke(rest_v1("GET", "/health")).payload["statusCode"] == 200
@@ -68,12 +75,12 @@ def _one_init(layer: Path, code: Path, arch: str, log: Path, extra: Dict[str, st
         api.__exit__()
 
 
-def cold_inits(layer: Path, code: Path, arch: str, runs: int) -> Dict[str, List[Tuple[float, Optional[float]]]]:
+def cold_inits(variants: Dict[str, Variant], code: Path, arch: str, runs: int) -> Dict[str, List[Tuple[float, Optional[float]]]]:
     """``runs`` cold inits of each variant, alternating, after one warm-up of each (page cache)."""
-    times: Dict[str, List[Tuple[float, Optional[float]]]] = {name: [] for name in VARIANTS}
+    times: Dict[str, List[Tuple[float, Optional[float]]]] = {name: [] for name in variants}
     for i in range(runs + 1):
-        for n, (name, extra) in enumerate(VARIANTS.items()):
-            result = _one_init(layer, code, arch, WORK / f"{arch}-{n}-{i}.log", extra)
+        for n, (name, variant) in enumerate(variants.items()):
+            result = _one_init(variant, code, arch, WORK / f"{arch}-{n}-{i}.log")
             if i:
                 times[name].append(result)
     return times
@@ -108,6 +115,8 @@ def main() -> int:
     code = build_function_code(bundle.path, WORK / "code", inline=True)
     rows, notes = [], []
     lh.compile_python(PYTHON)
+    if OLD_PYTHON:
+        lh.compile_python(OLD_PYTHON)
     for arch in os.environ.get("BENCH_ARCHES", "x86_64,arm64").split(","):
         try:
             lh.interpreter(PYTHON, arch)
@@ -117,7 +126,12 @@ def main() -> int:
         layer = build_layer(PYTHON, arch, WORK / "layers", langs=["en"])
         assert layer.compiled, layer.notes
         label = "qemu-aarch64, emulated" if arch != lh.HOST_ARCH else "native"
-        times = cold_inits(layer.path, code, arch, RUNS[arch])
+        variants = {f"python{PYTHON}, {name}": (layer.path, PYTHON, extra) for name, extra in VARIANTS.items()}
+        if arch == lh.HOST_ARCH and OLD_PYTHON and OLD_PYTHON != PYTHON:
+            old = build_layer(OLD_PYTHON, arch, WORK / "layers", langs=["en"])
+            variants = {f"python{OLD_PYTHON} (the previous default), spaCy's CLI imported": (old.path, OLD_PYTHON, {DEFER_ENV: "0"}),
+                        **variants}
+        times = cold_inits(variants, code, arch, RUNS[arch])
         medians = {}
         for name, results in times.items():
             walls = [w for w, _ in results]
@@ -126,8 +140,10 @@ def main() -> int:
                          f"CPU {_median([c for _, c in results])})", "<= 1.0 s" if arch == "x86_64" else "",
                          f"{medians[name]:.2f}x" if arch == "x86_64" else ""))
             notes.append(f"{arch} {name}: runs (s) {', '.join(f'{w:.2f}' for w in walls)}")
-        before, after = medians.values()
-        rows.append((f"{arch} after / before (median wall)", f"{after / before:.2f}x", "", ""))
+        *_, before, after = medians.values()
+        rows.append((f"{arch} after / before (median wall, python{PYTHON})", f"{after / before:.2f}x", "", ""))
+        if len(medians) == 3:
+            rows.append((f"{arch} after / previous default (median wall)", f"{after / list(medians.values())[0]:.2f}x", "", ""))
         if arch == "x86_64":
             for name, extra in VARIANTS.items():
                 top = ", ".join(f"{module} {seconds:.3f}" for seconds, module in slowest_imports(layer.path, code, extra))

@@ -42,7 +42,8 @@ META_FILE = "nimbus-layer.json"
 WHERE = "AWS layer"
 # Left out of the layer, measured: spaCy and thinc declare setuptools, but loading and running a pipeline
 # never imports it (only `spacy package`, a CLI command, does) -- 11 MB. spaCy's CLI stack (typer, click,
-# rich, pygments, weasel, httpx) stays: ``import spacy`` imports spacy.cli, which imports all of them.
+# rich, pygments, weasel, httpx) stays: the function's init defers spacy.cli (runtime/lambda_entry.py), but
+# spaCy's CLI and spacy.info() still work on first use.
 NOT_AT_RUNTIME = frozenset({"setuptools"})
 # Precompiled whole: the packages that build and run a pipeline, whose modules load lazily by registry
 # name (spacy.lang.xx, thinc layers, pydantic schema code). Other packages get .pyc only for the modules

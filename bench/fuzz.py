@@ -32,7 +32,7 @@ from schemathesis import GenerationMode  # noqa: E402
 import nimbus_jupyter as nj  # noqa: E402
 from _results import context, write_section  # noqa: E402
 from fuzzing import check_handler_answer, check_http_answer, handler_events, is_parser_rejection, raw_requests  # noqa: E402
-from nimbus_jupyter.bundle import build_bundle  # noqa: E402
+from nimbus_jupyter.core.bundle import build_bundle  # noqa: E402
 from nimbus_jupyter.runtime import handler as runtime  # noqa: E402
 from pipelines import textcat_pipeline  # noqa: E402
 

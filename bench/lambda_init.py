@@ -30,7 +30,7 @@ os.environ["NIMBUS_HOME"] = str(WORK / "home")
 import lambda_harness as lh  # noqa: E402
 from _results import context, write_table_section  # noqa: E402
 from lambda_events import rest_v1  # noqa: E402
-from nimbus_jupyter.bundle import build_bundle  # noqa: E402
+from nimbus_jupyter.core.bundle import build_bundle  # noqa: E402
 from nimbus_jupyter.runtime.lambda_entry import DEFER_ENV  # noqa: E402
 from nimbus_jupyter.targets.aws.layer import build_layer  # noqa: E402
 from nimbus_jupyter.targets.aws.package import build_function_code  # noqa: E402

@@ -29,7 +29,7 @@ import spacy  # noqa: E402
 
 import nimbus_jupyter  # noqa: E402
 from _results import context, write_table_section  # noqa: E402
-from nimbus_jupyter.bundle import build_bundle  # noqa: E402
+from nimbus_jupyter.core.bundle import build_bundle  # noqa: E402
 from nimbus_jupyter.runtime.limits import LAMBDA_UNZIPPED_LIMIT_BYTES  # noqa: E402
 from nimbus_jupyter.targets.aws.cost import estimate  # noqa: E402
 from nimbus_jupyter.targets.aws.layer import LayerBuild, build_layer  # noqa: E402

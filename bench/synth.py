@@ -23,7 +23,7 @@ from typing import Callable, Dict, List, Tuple
 import spacy
 
 from _results import context, write_table_section
-from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.core.bundle import build_bundle
 from nimbus_jupyter.targets.aws.app_location import cdk_app_dir, import_cdk_app
 from nimbus_jupyter.targets.aws.package import MB, build_function_code, dir_size
 from nimbus_jupyter.targets.aws.spec import StackSpec

@@ -25,7 +25,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from nimbus_jupyter.errors import UserInputError
+from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.runtime import metrics as runtime_metrics
 from nimbus_jupyter.targets.aws.runtimes import RUNTIMES
 from nimbus_jupyter.targets.aws.spec import ALIAS_NAME, ARCHITECTURES, HANDLER, MODEL_INLINE, MODEL_S3, StackSpec

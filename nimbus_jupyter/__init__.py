@@ -1,9 +1,13 @@
 """Nimbus for Jupyter: deploy a spaCy pipeline from a notebook to a secured endpoint.
 
 ``%load_ext nimbus_jupyter`` registers the magics. The Python API is ``deploy``, ``batch``, ``list_deployments``,
-``get_deployment`` and ``destroy``; to operate what is deployed, ``status_report``, ``history`` and
-``rollback``. Imports are lazy so that the runtime's worker processes, which
+``get_deployment`` and ``destroy``; to operate what is deployed, ``status_report``, ``history``, ``rollback``,
+``recent_logs`` and ``follow_logs``. Imports are lazy so that the runtime's worker processes, which
 import this package, do not pay for IPython or widgets.
+
+This module is the facade on top of the layers (``runtime``, ``core``, ``endpoint``, ``targets``, ``api``,
+``faces``: see ``nimbus_jupyter.core``): ``deploy`` here is the notebook's, with a live view
+(``faces.notebook.deploy``); ``nimbus_jupyter.api.deploy`` is the same deploy without one.
 """
 from __future__ import annotations
 
@@ -11,11 +15,13 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["deploy", "batch", "list_deployments", "get_deployment", "destroy", "status_report", "history", "rollback",
-           "load_ipython_extension"]
+           "recent_logs", "follow_logs", "load_ipython_extension"]
+_FROM_API = ("list_deployments", "get_deployment", "destroy", "status_report", "history", "rollback", "recent_logs",
+             "follow_logs")
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .magics import NimbusMagics
+    from .faces.magics import NimbusMagics
 
     ipython.register_magics(NimbusMagics)
 
@@ -27,16 +33,20 @@ def _jupyter_labextension_paths() -> list:
 
 def _jupyter_server_extension_points() -> list:
     """The server extension with the sidebar's REST routes (enabled on install by jupyter-config)."""
-    return [{"module": "nimbus_jupyter.server_extension"}]
+    return [{"module": "nimbus_jupyter.faces.server_extension"}]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("deploy", "list_deployments", "get_deployment", "destroy", "status_report", "history", "rollback"):
+    if name == "deploy":
+        from .faces.notebook import deploy
+
+        return deploy
+    if name in _FROM_API:
         from . import api
 
         return getattr(api, name)
     if name == "batch":
-        from .batching import batch
+        from .api.batching import batch
 
         return batch
     raise AttributeError(f"module 'nimbus_jupyter' has no attribute {name!r}")

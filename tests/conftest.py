@@ -55,12 +55,12 @@ def real_aws() -> Iterator[None]:
 
 def _destroy_all(home: Path) -> None:
     from nimbus_jupyter.api import destroy
-    from nimbus_jupyter.registry import Registry
+    from nimbus_jupyter.core.registry import Registry
 
     registry = Registry(home)
     for record in registry.all():
         try:
-            destroy(record["name"], registry)
+            destroy(record.name, registry)
         except Exception:
             pass
 

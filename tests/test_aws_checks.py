@@ -5,7 +5,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from nimbus_jupyter.errors import DeployFailed, UserInputError
+from nimbus_jupyter.core.errors import DeployFailed, UserInputError
 from nimbus_jupyter.targets.aws.checks import (account_concurrency, check_reserved_concurrency, size_s3_model,
                                                wait_for_key)
 

@@ -21,8 +21,8 @@ from typing import Dict, List
 import pytest
 
 import nimbus_jupyter
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.errors import UserInputError
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.runtime.fields import doc_to_result
 from nimbus_jupyter.runtime.limits import LAMBDA_UNZIPPED_LIMIT_BYTES
 from nimbus_jupyter.targets.aws.layer import (LayerBuild, build_layer, layer_requirements, own_shared_objects,

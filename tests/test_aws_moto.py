@@ -1,35 +1,64 @@
-"""The aws target against moto_server, with the real CDK CLI: bootstrap, deploy, discover, destroy.
+"""The aws target against moto_server, with the real CDK CLI: plan, bootstrap, deploy, dry runs against
+the deployed stack, discover, destroy.
 
-As far as moto goes: it runs no Lambda code (so no smoke test or parity here) and ignores API keys,
-stages and usage plans (their properties are checked on the synthesized template instead).
+As far as moto goes: it runs no Lambda code (so the smoke test cannot pass here and there is no
+parity check) and ignores API keys, stages and usage plans (their properties are checked on the
+synthesized template instead). It cannot update a CDK stack either, so "update" is seen as a plan only.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, List
 
 import boto3
 import pytest
 
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.progress import MessageEvent, Progress, ProgressEvent, StageEvent
-from nimbus_jupyter.registry import Registry
-from nimbus_jupyter.targets import get_target
+from nimbus_jupyter.api import run_deploy
+from nimbus_jupyter.core.errors import EndpointError
+from nimbus_jupyter.core.plan import PlanMade
+from nimbus_jupyter.core.progress import FAILED, MessageEvent, ProgressEvent, StageEvent
+from nimbus_jupyter.core.records import HistoryEntry
+from nimbus_jupyter.core.registry import Registry
+from nimbus_jupyter.targets.registry import get_target
+from pipelines import textcat_pipeline
 
 pytestmark = pytest.mark.timeout(1200)
+OPTIONS = {"memory": 1024, "throttle_rate": 5, "throttle_burst": 10}
+SAMPLES = ["great phone", "arrived broken"]
+ARN = "arn:aws:sts::123456789012:user/moto"
 
 
 @pytest.fixture(scope="module")
-def deployed(nimbus_home: Path, moto_env: str, textcat_nlp, tmp_path_factory) -> Iterator[Dict[str, Any]]:
+def deployed(nimbus_home: Path, moto_env: str, textcat_nlp) -> Iterator[Dict[str, Any]]:
+    """A dry run, then the deploy, through run_deploy as the magic runs it. moto runs no Lambda code, so
+    the deploy stops at the smoke test, after the stack is made and the record written."""
     registry = Registry()
-    target = get_target("aws", registry=registry, memory=1024, throttle_rate=5, throttle_burst=10)
+    dry = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=registry, **OPTIONS)
     events: List[Any] = []
-    progress = Progress(target.stages, [events.append])
-    bundle = build_bundle(textcat_nlp, tmp_path_factory.mktemp("b") / "bundle", "reviews")
-    plan = target.plan("reviews", bundle, None, progress=progress)
-    record = target.apply(plan, progress)
-    registry.put(record)
-    yield {"record": record, "events": events, "plan": plan, "target": target, "registry": registry}
+    with pytest.raises(EndpointError) as smoke:
+        run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, registry=registry, listeners=[events.append], **OPTIONS)
+    plan = next(e.plan for e in events if isinstance(e, PlanMade))
+    yield {"record": registry.get("reviews"), "events": events, "plan": plan, "dry": dry, "smoke": smoke.value,
+           "target": get_target("aws", registry), "registry": registry}
+
+
+def test_the_dry_run_plan_is_the_plan_the_deploy_applied(deployed: Dict[str, Any]) -> None:
+    dry, plan = deployed["dry"], deployed["plan"]
+    assert json.dumps(dry.to_json(), sort_keys=True) == json.dumps(plan.to_json(), sort_keys=True)
+    facts = plan.facts["preflight"]
+    assert (facts["account"], facts["region"], facts["identity_arn"], facts["bootstrapped"]) == (
+        "123456789012", "us-east-1", ARN, False)
+    assert facts["cli"] and plan.facts["stack"] == "none" and not facts["unknown"]
+    assert plan.artifacts["assembly"] == "aws/cdk.out" and not Path(plan.artifacts["assembly"]).is_absolute()
+    assert plan.data["spec"]["code_dir"] == "aws/code" and plan.data["stack_options"]["memory"] == 1024
+
+
+def test_the_deploy_made_the_stack_and_stopped_at_the_smoke_test(deployed: Dict[str, Any]) -> None:
+    stages = [(e.stage, e.state) for e in deployed["events"] if isinstance(e, StageEvent)]
+    assert ("deploy", "done") in stages and ("smoke test", FAILED) in stages
+    assert deployed["smoke"].where == "endpoint" and "execute-api.us-east-1.amazonaws.com" in deployed["smoke"].what
+    assert deployed["record"].status == "ready" and deployed["record"].version == 1
 
 
 def test_plan_says_what_will_be_created(deployed: Dict[str, Any]) -> None:
@@ -56,7 +85,7 @@ def test_function_layer_and_assets_exist(deployed: Dict[str, Any]) -> None:
     import sys
 
     record = deployed["record"]
-    function = boto3.client("lambda").get_function(FunctionName=record["function_name"])["Configuration"]
+    function = boto3.client("lambda").get_function(FunctionName=record.target_data["function_name"])["Configuration"]
     from importlib import metadata
 
     from nimbus_jupyter.targets.aws.runtime_select import select_runtime
@@ -81,7 +110,37 @@ def test_function_layer_and_assets_exist(deployed: Dict[str, Any]) -> None:
     stack = boto3.client("cloudformation").describe_stacks(StackName="nimbus-reviews")["Stacks"][0]
     tags = {t["Key"]: t["Value"] for t in stack["Tags"]}
     assert tags["nimbus:deployment"] == "reviews" and tags["nimbus:managed-by"] == "nimbus-jupyter"
-    assert record["url"].startswith("https://") and "execute-api.us-east-1.amazonaws.com" in record["url"]
+    assert record.url.startswith("https://") and "execute-api.us-east-1.amazonaws.com" in record.url
+
+
+def test_a_dry_run_of_the_unchanged_deployment_says_nothing_to_change(deployed: Dict[str, Any], textcat_nlp) -> None:
+    plan = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=deployed["registry"], **OPTIONS)
+    assert plan.noop and plan.version == 1 and plan.facts["stack"] == "CREATE_COMPLETE"
+    assert "nothing to change" in plan.text() and "keep  stack nimbus-reviews (CREATE_COMPLETE)" in plan.text()
+    assert plan.artifacts == {}  # nothing to build for a stack that stays
+
+
+def test_a_dry_run_of_a_changed_pipeline_or_options_says_update(deployed: Dict[str, Any], textcat_nlp) -> None:
+    changed = run_deploy(textcat_pipeline(epochs=2), "reviews", "aws", samples=SAMPLES, dry_run=True,
+                         registry=deployed["registry"], **OPTIONS)
+    assert changed.version == 2 and changed.changes[0].action == "update"
+    assert "update  stack nimbus-reviews in 123456789012/us-east-1" in changed.text() and "the pipeline changed" in changed.text()
+    bigger = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=deployed["registry"],
+                        **{**OPTIONS, "memory": 2048})
+    assert bigger.version == 1 and bigger.changes[0].action == "update" and "the options changed" in bigger.changes[0].why
+    assert deployed["registry"].get("reviews").version == 1  # dry runs change nothing
+
+
+def test_ten_dry_runs_leave_no_staging_behind_and_keep_the_layer_cache(deployed: Dict[str, Any], textcat_nlp,
+                                                                        shared_cache: Path) -> None:
+    registry = deployed["registry"]
+    for i in range(10):
+        plan = run_deploy(textcat_nlp, f"dry-{i}", "aws", samples=SAMPLES, dry_run=True, registry=registry, **OPTIONS)
+        assert plan.changes[0].action == "create" and plan.artifacts["assembly"] == "aws/cdk.out"
+    staging = registry.home / "staging"
+    assert staging.is_dir() and list(staging.iterdir()) == []
+    assert [p for p in (shared_cache / "layers").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    assert [r.name for r in registry.all()] == ["reviews"]
 
 
 def test_list_finds_the_stack_from_another_machine(deployed: Dict[str, Any], tmp_path: Path, monkeypatch) -> None:
@@ -104,15 +163,17 @@ def test_status_is_read_from_cloudformation(deployed: Dict[str, Any]) -> None:
 
 def test_the_record_invokes_the_alias_live_on_a_described_version(deployed: Dict[str, Any]) -> None:
     record = deployed["record"]
-    function = record["lambda_function"]
-    assert record["function_name"] == f"{function}:live" and record["alias_name"] == "live"
+    data = record.target_data
+    function = data["lambda_function"]
+    assert data["function_name"] == f"{function}:live" and data["alias_name"] == "live"
     alias = boto3.client("lambda").get_alias(FunctionName=function, Name="live")
-    assert record["alias_arn"] == alias["AliasArn"] and record["lambda_version"] == alias["FunctionVersion"]
+    assert data["alias_arn"] == alias["AliasArn"] and data["lambda_version"] == alias["FunctionVersion"]
     versions = boto3.client("lambda").list_versions_by_function(FunctionName=function)["Versions"]
     described = {v["Version"]: v["Description"] for v in versions}
-    assert described[alias["FunctionVersion"]] == f"nimbus v1 hash {record['hash']}"
+    assert described[alias["FunctionVersion"]] == f"nimbus v1 hash {record.hash}"
     (only,) = deployed["target"].history(record)
-    assert (only.version, only.serving, only.available, only.by) == (1, True, True, "arn:aws:sts::123456789012:user/moto")
+    assert (only.entry.kind, only.entry.version, only.serving, only.available, only.entry.who, only.entry.ref) == (
+        "deploy", 1, True, True, ARN, alias["FunctionVersion"])
 
 
 def test_rollback_moves_the_deployed_alias_back_to_the_stacks_version(deployed: Dict[str, Any]) -> None:
@@ -121,20 +182,21 @@ def test_rollback_moves_the_deployed_alias_back_to_the_stacks_version(deployed: 
     version described 'nimbus v2 hash ...' and the alias moved to it. Rollback then goes back to the
     version the real deploy published, with one Lambda call."""
     target, record = deployed["target"], deployed["record"]
-    lam, function = boto3.client("lambda"), record["lambda_function"]
+    lam, function, v1 = boto3.client("lambda"), record.target_data["lambda_function"], record.target_data["lambda_version"]
     lam.update_function_configuration(FunctionName=function, Environment={"Variables": {"NIMBUS_VERSION": "2"}})
     v2 = lam.publish_version(FunctionName=function, Description=f"nimbus v2 hash {'e' * 64}")["Version"]
     lam.update_alias(FunctionName=function, Name="live", FunctionVersion=v2)
-    history = record["history"] + [{"version": 2, "hash": "e" * 64, "created": "2026-11-30T00:00:00Z",
-                                    "components": [], "by": "arn:aws:sts::123456789012:user/moto", "lambda_version": v2}]
-    current = {**record, "version": 2, "hash": "e" * 64, "lambda_version": v2, "history": history}
+    current = record.with_entry(HistoryEntry("deploy", 2, "2026-11-30T00:00:00Z", ARN, "e" * 64, ref=v2)).evolve(
+        version=2, hash="e" * 64, target_data={**record.target_data, "lambda_version": v2})
 
-    back, result = target.rollback(current)
+    outcome = target.rollback(current)
+    back, result = outcome.record, outcome.result
     assert (result.from_version, result.to_version) == (2, 1)
-    assert result.how.startswith(f"moved the Lambda alias 'live' from version {v2} to {record['lambda_version']}; no redeploy")
-    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == record["lambda_version"]
-    assert back["version"] == 1 and back["hash"] == record["hash"]
-    assert [(v.version, v.serving, v.available) for v in target.history(back)] == [(1, True, True), (2, False, True)]
+    assert result.how.startswith(f"moved the Lambda alias 'live' from version {v2} to {v1}; no redeploy")
+    assert lam.get_alias(FunctionName=function, Name="live")["FunctionVersion"] == v1
+    assert back.version == 1 and back.hash == record.hash
+    assert [(r.entry.kind, r.entry.version, r.serving, r.available) for r in target.history(back)] == [
+        ("deploy", 1, False, True), ("deploy", 2, False, True), ("rollback", 1, True, True)]
 
 
 def test_destroy_removes_the_stack_and_says_what_is_left(deployed: Dict[str, Any]) -> None:
@@ -153,8 +215,7 @@ def test_destroy_removes_the_stack_and_says_what_is_left(deployed: Dict[str, Any
 def test_a_failed_deploy_says_why_and_leaves_nothing(deployed: Dict[str, Any], textcat_nlp, tmp_path: Path) -> None:
     """The asset bucket is gone (someone emptied and deleted it): the deploy fails at upload, says so,
     and no stack and no registry entry are left."""
-    from nimbus_jupyter.api import run_deploy
-    from nimbus_jupyter.errors import DeployFailed
+    from nimbus_jupyter.core.errors import DeployFailed
 
     s3 = boto3.client("s3")
     bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if b["Name"].startswith("cdk-hnb659fds-assets-"))

@@ -18,7 +18,9 @@ def test_aws_notebook_dry_run_path(tmp_path: Path) -> None:
     assert "AWS credentials: none" in text
     assert "Plan for 'reviews' on target 'aws': version 1 will serve" in text
     assert "create  stack nimbus-reviews" in text and "AWS::Lambda::Function" in text
+    assert "the live stack is unknown: no credentials" in text and "pre-flight: unknown: no credentials (looked in" in text
     assert "of Lambda's 250 MB limit" in text
     assert "per 1,000 texts, $" in text and "per million, by direct invoke" in text and "idle $0.00/month" in text
     assert "stopping after the plan" in text
     assert not (tmp_path / "home" / "deployments").exists() or not any((tmp_path / "home" / "deployments").iterdir())
+    assert list((tmp_path / "home" / "staging").iterdir()) == []  # the dry run's artifacts are gone

@@ -20,9 +20,10 @@ from typing import Any, Dict, List
 import boto3
 import pytest
 
-from nimbus_jupyter.errors import UserInputError
-from nimbus_jupyter.registry import Registry
-from nimbus_jupyter.targets import get_target
+from nimbus_jupyter.core.errors import UserInputError
+from nimbus_jupyter.core.records import DeploymentRecord, HistoryEntry
+from nimbus_jupyter.core.registry import Registry
+from nimbus_jupyter.targets.registry import check_options, get_target
 from nimbus_jupyter.targets.aws.cost import month_to_date
 from nimbus_jupyter.targets.aws.operations import follow_logs, parse_report
 
@@ -56,24 +57,25 @@ def function(moto_env: str) -> Dict[str, Any]:
     return {"v1": v1, "v2": v2, "alias_arn": alias["AliasArn"]}
 
 
-def _record(function: Dict[str, Any], **changes: Any) -> Dict[str, Any]:
-    """A record as AwsTarget._record writes it after deploying v1 then v2."""
-    history = [{"version": 1, "hash": H1, "created": "2026-11-01T10:00:00Z", "components": ["textcat"], "by": ARN,
-                "lambda_version": function["v1"]},
-               {"version": 2, "hash": H2, "created": "2026-11-02T10:00:00Z", "components": ["textcat", "ner"],
-                "by": ARN, "lambda_version": function["v2"]}]
-    record = {"name": "reviews", "target": "aws", "status": "ready", "version": 2, "hash": H2,
-              "components": ["textcat", "ner"], "region": "us-east-1", "profile": None, "stack_name": "nimbus-reviews",
-              "function_name": f"{FUNCTION}:live", "lambda_function": FUNCTION, "alias_name": "live",
-              "alias_arn": function["alias_arn"], "lambda_version": function["v2"], "log_group": GROUP,
-              "options": {"memory": 2048, "arch": "x86_64"}, "history": history}
-    record.update(changes)
-    return record
+def _record(function: Dict[str, Any], history: Any = None, **changes: Any) -> DeploymentRecord:
+    """A record as the aws target writes it after deploying v1 then v2; ``changes`` go to its
+    ``target_data`` (the aws target's own fields) or, for the common ones, to the record."""
+    if history is None:
+        history = [HistoryEntry("deploy", 1, "2026-11-01T10:00:00Z", ARN, H1, ["textcat"], ref=function["v1"]),
+                   HistoryEntry("deploy", 2, "2026-11-02T10:00:00Z", ARN, H2, ["textcat", "ner"], ref=function["v2"])]
+    data = {"region": "us-east-1", "profile": None, "stack_name": "nimbus-reviews",
+            "function_name": f"{FUNCTION}:live", "lambda_function": FUNCTION, "alias_name": "live",
+            "alias_arn": function["alias_arn"], "lambda_version": function["v2"], "log_group": GROUP}
+    common = {"version": 2, "hash": H2, "components": ["textcat", "ner"]}
+    for key, value in changes.items():
+        (common if key in common else data)[key] = value
+    return DeploymentRecord("reviews", "aws", status="ready", options={"memory": 2048, "arch": "x86_64"},
+                            history=list(history), target_data=data, **common)
 
 
 @pytest.fixture(scope="module")
 def target(nimbus_home: Path) -> Any:
-    return get_target("aws", registry=Registry())
+    return get_target("aws", Registry())
 
 
 def _alias_version() -> str:
@@ -85,19 +87,23 @@ def _alias_version() -> str:
 
 def test_rollback_moves_the_alias_to_the_previous_version_and_records_it(target, function) -> None:
     record = _record(function)
-    new, result = target.rollback(record)
+    outcome = target.rollback(record)
+    new, result = outcome.record, outcome.result
     assert _alias_version() == function["v1"]
     assert (result.name, result.target, result.from_version, result.to_version) == ("reviews", "aws", 2, 1)
     assert result.seconds >= 0
     assert f"moved the Lambda alias 'live' from version {function['v2']} to {function['v1']}; no redeploy" in result.how
     assert "the next deploy" in result.how
-    assert (new["version"], new["hash"], new["components"], new["lambda_version"]) == (1, H1, ["textcat"], function["v1"])
-    assert new["history"][-1] == {**new["history"][-1], "version": 1, "rollback_from": 2, "by": ARN, "hash": H1}
-    assert len(new["history"]) == 3 and record["version"] == 2  # the caller's record is left as it was
+    assert (new.version, new.hash, new.components, new.target_data["lambda_version"]) == (1, H1, ["textcat"], function["v1"])
+    last = new.history[-1]
+    assert (last.kind, last.version, last.from_version, last.who, last.hash, last.ref) == (
+        "rollback", 1, 2, ARN, H1, function["v1"])
+    assert len(new.history) == 3 and record.version == 2  # the caller's record is left as it was
 
-    back, result = target.rollback(new, to_version="v2")  # a named version, as --to v2 gives it
+    outcome = target.rollback(new, to_version="v2")  # a named version, as --to v2 gives it
+    back, result = outcome.record, outcome.result
     assert _alias_version() == function["v2"] and (result.from_version, result.to_version) == (1, 2)
-    assert back["version"] == 2 and back["hash"] == H2
+    assert back.version == 2 and back.hash == H2
 
 
 def test_rollback_to_a_version_lambda_does_not_have_lists_what_exists(target, function) -> None:
@@ -129,16 +135,17 @@ def test_a_record_from_before_the_alias_says_to_deploy_once_more(target, functio
 
 
 def test_history_merges_the_record_with_the_versions_lambda_still_has(target, function) -> None:
-    record = _record(function)
-    gone = {"version": 3, "hash": H3, "created": "2026-11-03T10:00:00Z", "components": ["textcat"], "by": ARN}
-    record["history"] = [record["history"][1], gone]  # v1's deploy is not in this record (e.g. trimmed)
-    versions = target.history(record)
-    assert [v.version for v in versions] == [1, 2, 3]
-    v1, v2, v3 = versions
-    assert (v1.available, v1.hash, v1.by, v1.serving) == (True, H1, "", False)  # known from Lambda alone
-    assert v1.created  # the Lambda version's LastModified
-    assert (v2.available, v2.hash, v2.by, v2.serving, v2.components) == (True, H2, ARN, True, ["textcat", "ner"])
+    full = _record(function)
+    gone = HistoryEntry("deploy", 3, "2026-11-03T10:00:00Z", ARN, H3, ["textcat"])
+    record = full.evolve(history=[full.history[1], gone])  # v1's deploy is not in this record (e.g. trimmed)
+    rows = target.history(record)
+    assert [r.entry.version for r in rows] == [1, 2, 3]
+    v1, v2, v3 = rows
+    assert (v1.available, v1.entry.hash, v1.entry.who, v1.serving, v1.entry.ref) == (True, H1, "", False, function["v1"])
+    assert v1.entry.when and v1.entry.kind == "deploy"  # known from Lambda alone: its LastModified
+    assert (v2.available, v2.entry.hash, v2.entry.who, v2.serving, v2.entry.components) == (True, H2, ARN, True, ["textcat", "ner"])
     assert (v3.available, v3.serving) == (False, False)  # in the record, no longer in Lambda
+    assert [r.row()["kind"] for r in target.history(full)] == ["deploy", "deploy"]  # the same columns as local
 
 
 # --------------------------------------------------------------------------- metrics and cost
@@ -175,7 +182,8 @@ def test_metrics_windows_and_month_to_date_cost_from_cloudwatch(function, moto_e
     _put("AWS/Lambda", fn, last_month, Invocations=5000, Duration=9_000_000)
     _put("AWS/Lambda", {"FunctionName": "someone-else"}, NOW - 600, Invocations=777)
 
-    hour, day, cost, detail = metrics(AwsClient(make_session()), _record(function), now=NOW)
+    found = metrics(AwsClient(make_session()), _record(function), now=NOW)
+    hour, day, cost, detail = found.last_hour, found.last_day, found.cost_this_month_usd, found.cost_detail
 
     # requests = invocations + throttles; errors = max(Lambda Errors, API 5XX); client errors = API 4XX
     assert (hour.window, hour.requests, hour.errors, hour.client_errors, hour.throttled) == ("1h", 43, 2, 4, 3)
@@ -255,8 +263,8 @@ def test_report_lines_parse_into_their_fields() -> None:
 
 
 def test_cold_starts_are_counted_from_report_lines(target, function, log_group) -> None:
-    hour, day, _, _ = target.metrics(_record(function))
-    assert (hour.cold_starts, day.cold_starts) == (2, 3)
+    found = target.metrics(_record(function))
+    assert (found.last_hour.cold_starts, found.last_day.cold_starts) == (2, 3)
 
 
 def test_follow_logs_yields_new_lines_once_each_and_waits_within_bounds(function, log_group) -> None:
@@ -299,18 +307,17 @@ def test_follow_logs_with_errors_keeps_only_failures(function, log_group) -> Non
 # --------------------------------------------------------------------------- the alarm option
 
 
-def test_alarm_email_is_checked_and_reaches_the_options(nimbus_home: Path) -> None:
-    from nimbus_jupyter.magics import _target_options
+def test_alarm_email_is_checked_and_reaches_the_options(nimbus_home: Path, ip) -> None:
+    from IPython.core.magic_arguments import parse_argstring
 
-    assert get_target("aws", registry=Registry(), alarm_email="ops@example.com").options["alarm_email"] == "ops@example.com"
-    assert get_target("aws", registry=Registry()).options["alarm_email"] is None
+    assert check_options("aws", {"alarm_email": "ops@example.com"})["alarm_email"] == "ops@example.com"
+    assert check_options("aws", {})["alarm_email"] is None
     for bad in ("ops", "ops@example", "a@b.c, d@e.f", "@example.com"):
         with pytest.raises(UserInputError) as caught:
-            get_target("aws", registry=Registry(), alarm_email=bad)
+            check_options("aws", {"alarm_email": bad})
         assert "does not look like an email address" in caught.value.what and "--alarm-email" in caught.value.todo
 
-    class Args:  # what magic_arguments gives for `--alarm-email ops@example.com` and nothing else
-        region = profile = memory = arch = timeout = reserved_concurrency = rate = burst = quota = None
-        alarm_email = "ops@example.com"
-
-    assert _target_options(Args()) == {"alarm_email": "ops@example.com"}
+    magic = ip.find_line_magic("nimbus_deploy")
+    magic.getdoc()  # the parser with every target's flags, as %nimbus_deploy builds it
+    args = parse_argstring(magic, "nlp --target aws --alarm-email ops@example.com")
+    assert args.alarm_email == "ops@example.com" and args.target == "aws" and args.memory is None

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import spacy
 
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.errors import UserInputError
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.targets.aws.package import (EPHEMERAL_MAX_MB, MB, UNZIPPED_LIMIT_BYTES, build_function_code,
                                                 choose_model_mode, dir_size, size_report)
 

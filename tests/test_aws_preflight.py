@@ -11,8 +11,8 @@ import pytest
 
 from aws_support import aws_environment, fake_aws_env, free_port, moto_server
 from nimbus_jupyter.api import run_deploy
-from nimbus_jupyter.errors import UserInputError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.errors import UserInputError
+from nimbus_jupyter.core.registry import Registry
 
 
 @pytest.fixture(scope="module")

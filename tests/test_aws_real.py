@@ -13,12 +13,12 @@ pytestmark = [pytest.mark.aws, pytest.mark.timeout(2400)]
 
 def test_deploy_batch_logs_destroy_on_a_real_account(real_aws, nimbus_home, textcat_nlp) -> None:
     from nimbus_jupyter import api
-    from nimbus_jupyter.batching import batch
-    from nimbus_jupyter.logs import recent_logs
+    from nimbus_jupyter.api.batching import batch
+    from nimbus_jupyter.api.logs import recent_logs
 
     name = f"nimbus-test-{uuid.uuid4().hex[:6]}"
     texts = ["great phone, works well", "arrived broken, avoid", "the Zento kettle is fine"]
-    deployment = api.deploy(textcat_nlp, name, target="aws", samples=texts, show=False, memory=1024)
+    deployment = api.deploy(textcat_nlp, name, target="aws", samples=texts, memory=1024)
     try:
         assert deployment.ready and deployment.url.startswith("https://")
         assert deployment.parity is not None and deployment.parity.ok

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nimbus_jupyter.errors import UserInputError
+from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.targets.aws.layer import layer_requirements
 from nimbus_jupyter.targets.aws.requirements import extra_distributions, imported_modules
 
@@ -41,7 +41,7 @@ def test_an_import_nothing_provides_is_refused(tmp_path: Path) -> None:
 
 
 def test_a_plain_pipeline_adds_nothing_to_spacys_stack(tmp_path: Path, textcat_nlp) -> None:
-    from nimbus_jupyter.bundle import build_bundle
+    from nimbus_jupyter.core.bundle import build_bundle
 
     bundle = build_bundle(textcat_nlp, tmp_path / "b", "plain")
     extra = extra_distributions(bundle)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from nimbus_jupyter.errors import UserInputError
+from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.targets.aws import runtimes
 from nimbus_jupyter.targets.aws.runtimes import RUNTIMES, check_requested, choose, runtime_for, verdict
 from nimbus_jupyter.targets.aws.wheels import WheelIndex, loadable, platforms

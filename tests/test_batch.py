@@ -17,9 +17,9 @@ import requests
 from IPython.core.error import UsageError
 
 import nimbus_jupyter as nj
-from nimbus_jupyter.checkpoints import CheckpointStore
-from nimbus_jupyter.errors import DeploymentNotFound, EndpointError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.api.checkpoints import CheckpointStore
+from nimbus_jupyter.core.errors import DeploymentNotFound, EndpointError
+from nimbus_jupyter.core.registry import Registry
 from nimbus_jupyter.runtime.fields import doc_to_result
 from pipelines import sleepy_pipeline
 

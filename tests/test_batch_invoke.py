@@ -4,7 +4,7 @@ Lambda cannot run here, so the function is ``tests/lambda_standin.py``: a stand-
 service on 127.0.0.1 that runs the REAL handler on a REAL bundle of a small trained pipeline, in
 its own process. boto3 reaches it through ``AWS_ENDPOINT_URL_LAMBDA`` with dummy credentials, so
 signing, serialization, error parsing and botocore's retries all run for real. The AWS target's
-live status is stood in too (it is built elsewhere): its deployments read as ready.
+live status is stood in too (no CloudFormation stack stands behind these records): they read as ready.
 """
 from __future__ import annotations
 
@@ -22,15 +22,17 @@ import requests
 from IPython.core.error import UsageError
 
 import nimbus_jupyter as nj
-import nimbus_jupyter.api as nj_api
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.checkpoints import CheckpointStore
-from nimbus_jupyter.client import EndpointClient
-from nimbus_jupyter.deployment import Deployment
-from nimbus_jupyter.errors import EndpointError, UserInputError
-from nimbus_jupyter.invoke import InvokeEndpointClient
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.api.checkpoints import CheckpointStore
+from nimbus_jupyter.api.deployment import Deployment
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.core.errors import EndpointError, UserInputError
+from nimbus_jupyter.core.operate import LiveStatus
+from nimbus_jupyter.core.records import DeploymentRecord
+from nimbus_jupyter.core.registry import Registry
+from nimbus_jupyter.endpoint.invoke import LambdaInvokeTransport
+from nimbus_jupyter.endpoint.transport import HttpTransport
 from nimbus_jupyter.runtime.fields import doc_to_result
+from nimbus_jupyter.targets.aws.target import AwsTarget
 
 HERE = Path(__file__).resolve().parent
 FUNCTION = "nimbus-reviews-aws"
@@ -45,14 +47,14 @@ def reviews(n: int, seed: int = 0) -> list:
     return [" ".join(rng.choice(WORDS, size=int(rng.integers(3, 12)))) + f" #{i}" for i in range(n)]
 
 
-def aws_record(name: str, bundle_hash: str, function_name: str) -> dict:
-    """A registry record as the aws target writes it: the keys this transport reads are
+def aws_record(name: str, bundle_hash: str, function_name: str, **target_data: object) -> DeploymentRecord:
+    """A registry record as the aws target writes it: the fields this transport reads are the target's
     ``function_name``, ``region``, ``profile`` and ``timeout_s``."""
     now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    return {"name": name, "target": "aws", "url": "https://abc123.execute-api.us-east-1.amazonaws.com/prod",
-            "version": 1, "status": "ready", "hash": bundle_hash, "lang": "en", "components": ["textcat", "entity_ruler"],
-            "created": now, "updated": now, "key_file": None, "function_name": function_name,
-            "region": "us-east-1", "profile": None, "timeout_s": 60}
+    data = {"function_name": function_name, "region": "us-east-1", "profile": None, "timeout_s": 60, **target_data}
+    return DeploymentRecord(name, "aws", url="https://abc123.execute-api.us-east-1.amazonaws.com/prod", version=1,
+                            status="ready", hash=bundle_hash, lang="en", components=["textcat", "entity_ruler"],
+                            created=now, updated=now, key_file=None, target_data=data)
 
 
 class StandIn:
@@ -66,14 +68,9 @@ class StandIn:
         return requests.get(f"{self.url}/_standin/stats", timeout=5).json()
 
 
-class _AwsTargetStandIn:
-    """The aws target's live status, stood in: it is built elsewhere."""
-
-    def live_status(self, record: dict) -> tuple:
-        return "ready", ""
-
-    def destroy(self, record: dict) -> str:
-        return "nothing (stand-in)"
+def _ready(self: AwsTarget, record: DeploymentRecord) -> LiveStatus:
+    """The aws target's live status, stood in: no stack stands behind these records."""
+    return LiveStatus("ready")
 
 
 AWS_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1",
@@ -92,8 +89,7 @@ def lam(nimbus_home, textcat_nlp, tmp_path_factory):
     for key, value in {**AWS_ENV, "AWS_ENDPOINT_URL_LAMBDA": url}.items():
         patch.setenv(key, value)
     patch.delenv("AWS_PROFILE", raising=False)
-    real_get_target = nj_api.get_target
-    patch.setattr(nj_api, "get_target", lambda name, **o: _AwsTargetStandIn() if name == "aws" else real_get_target(name, **o))
+    patch.setattr(AwsTarget, "live_status", _ready)
     registry = Registry()
     registry.put(aws_record(NAME, bundle.hash, FUNCTION))
     registry.put(aws_record("gone-aws", bundle.hash, "nimbus-gone-aws"))
@@ -195,7 +191,7 @@ def test_a_record_naming_the_alias_invokes_the_alias(lam):
     """The aws target records ``function_name`` as ``<function>:live``: direct invokes reach the
     alias, so a rollback (which moves the alias) moves batch traffic too."""
     registry = Registry()
-    registry.put({**aws_record("aliased-aws", lam.bundle_hash, f"{FUNCTION}:live"), "alias_name": "live"})
+    registry.put(aws_record("aliased-aws", lam.bundle_hash, f"{FUNCTION}:live", alias_name="live"))
     try:
         before = len(lam.stats()["qualifiers"])
         df = nj.batch(reviews(20, seed=9), "aliased-aws", chunk_size=10, progress=False)
@@ -242,12 +238,9 @@ def test_a_function_deleted_mid_batch_stops_sending_and_a_rerun_resumes(lam):
 
 INTERRUPTED_RUN = textwrap.dedent("""
     import nimbus_jupyter as nj
-    import nimbus_jupyter.api as nj_api
-    real = nj_api.get_target
-    class Ready:
-        def live_status(self, record):
-            return "ready", ""
-    nj_api.get_target = lambda name, **o: Ready() if name == "aws" else real(name, **o)
+    from nimbus_jupyter.core.operate import LiveStatus
+    from nimbus_jupyter.targets.aws.target import AwsTarget
+    AwsTarget.live_status = lambda self, record: LiveStatus("ready")
     texts = [f"text number {i}" for i in range(3000)]
     nj.batch(texts, "reviews-aws", chunk_size=10, concurrency=1, progress=False)
 """)
@@ -280,7 +273,7 @@ def test_interrupt_then_rerun_sends_only_the_unfinished_chunks(lam):
 def test_the_invoke_client_answers_like_the_http_client(lam, textcat_nlp):
     d = nj.get_deployment(NAME)
     client = d.client()
-    assert isinstance(client, InvokeEndpointClient) and isinstance(d.client(via="http"), EndpointClient)
+    assert isinstance(client.transport, LambdaInvokeTransport) and isinstance(d.client(via="http").transport, HttpTransport)
     health = client.health()
     assert health["status"] == "ok" and health["version"] == "1" and health["default_fields"] == ["ents", "cats"]
     assert "PredictRequest" in client.openapi()["components"]["schemas"]
@@ -294,20 +287,21 @@ def test_the_invoke_client_answers_like_the_http_client(lam, textcat_nlp):
         nj.get_deployment("gone-aws").client().health()
 
 
-def test_how_a_deployment_chooses_its_transport():
+def test_how_a_deployment_chooses_its_transport(nimbus_home):
     aws = Deployment.from_record(aws_record("r", "h", "fn"))
-    assert (aws.function_name, aws.region, aws.profile, aws.function_timeout) == ("fn", "us-east-1", None, 60)
-    assert aws.transport_kind() == "invoke" and aws.transport_kind("http") == "http"
-    no_function = Deployment.from_record({**aws_record("r", "h", "fn"), "function_name": None})
-    assert no_function.transport_kind() == "http"
+    assert aws.transport().kind == "invoke" and aws.transport("http").kind == "http"
+    invoke = aws.transport("invoke")
+    assert (invoke.function_name, invoke.region, invoke.deployment) == ("fn", "us-east-1", "r")
+    no_function = Deployment.from_record(aws_record("r", "h", None))
+    assert no_function.transport().kind == "http"
     with pytest.raises(UserInputError, match="names no Lambda function"):
-        no_function.transport_kind("invoke")
-    local = Deployment.from_record({"name": "loc", "target": "local", "url": "http://127.0.0.1:1"})
-    assert local.transport_kind() == "http" and local.function_name is None
+        no_function.transport("invoke")
+    local = Deployment.from_record(DeploymentRecord("loc", "local", url="http://127.0.0.1:1"))
+    assert local.transport().kind == "http" and local.transport().where == "http://127.0.0.1:1"
     with pytest.raises(UserInputError, match="runs on the local target, which has no Lambda function to invoke"):
-        local.transport_kind("invoke")
+        local.transport("invoke")
     with pytest.raises(UserInputError, match="via must be 'invoke' or 'http', not 'pigeon'"):
-        aws.transport_kind("pigeon")
+        aws.transport("pigeon")
 
 
 def test_via_in_the_batch_magic(lam, ip, capsys):
@@ -318,7 +312,7 @@ def test_via_in_the_batch_magic(lam, ip, capsys):
     assert "via invoke" in capsys.readouterr().out
     result = ip.run_cell(f'%%nimbus_batch {NAME} --via pigeon\ndf["review"]')
     assert isinstance(result.error_in_exec, UsageError) and "--via pigeon: choose invoke or http" in str(result.error_in_exec)
-    Registry().put({"name": "loc", "target": "local", "url": "http://127.0.0.1:9", "version": 1, "hash": "h"})
+    Registry().put(DeploymentRecord("loc", "local", url="http://127.0.0.1:9", version=1, hash="h"))
     try:
         result = ip.run_cell('%%nimbus_batch loc --via invoke\ndf["review"]')
         assert isinstance(result.error_in_exec, UsageError)

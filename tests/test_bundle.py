@@ -8,8 +8,8 @@ import textwrap
 
 import pytest
 
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.errors import CodeCaptureError, UserInputError
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.core.errors import CodeCaptureError, UserInputError
 from pipelines import sleepy_pipeline, textcat_pipeline
 
 

@@ -20,7 +20,7 @@ from aws_cdk import App, Validations  # noqa: E402
 from aws_cdk.assertions import Template  # noqa: E402
 from cdk_nag import AwsSolutionsChecks  # noqa: E402
 
-from nimbus_jupyter.errors import UserInputError  # noqa: E402
+from nimbus_jupyter.core.errors import UserInputError  # noqa: E402
 from nimbus_jupyter.targets.aws.app_location import import_cdk_app  # noqa: E402
 from nimbus_jupyter.targets.aws.runtimes import RUNTIMES  # noqa: E402
 from test_cdk_stack import _one, _spec  # noqa: E402

@@ -21,7 +21,7 @@ pytest.importorskip("aws_cdk")
 from aws_cdk import App  # noqa: E402
 from aws_cdk.assertions import Match, Template  # noqa: E402
 
-from nimbus_jupyter.bundle import build_bundle  # noqa: E402
+from nimbus_jupyter.core.bundle import build_bundle  # noqa: E402
 from nimbus_jupyter.targets.aws.app_location import cdk_app_dir, import_cdk_app  # noqa: E402
 from nimbus_jupyter.targets.aws.package import build_function_code  # noqa: E402
 from nimbus_jupyter.targets.aws.spec import HANDLER, StackSpec  # noqa: E402

@@ -14,7 +14,7 @@ from schemathesis import GenerationMode
 
 import nimbus_jupyter as nj
 from fuzzing import check_handler_answer, check_http_answer, handler_events, raw_requests
-from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.core.bundle import build_bundle
 from nimbus_jupyter.runtime import handler as runtime
 
 FAST = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck), database=None)

@@ -55,6 +55,6 @@ def test_a_worker_killed_under_load_gives_only_retriable_errors_and_is_replaced(
 def _server_pid(d) -> int:
     import json
 
-    from nimbus_jupyter.registry import Registry
+    from nimbus_jupyter.core.registry import Registry
 
     return json.loads((Registry().deployment_dir(d.name) / "status.json").read_text())["pid"]

@@ -11,16 +11,17 @@ from pathlib import Path
 
 import pytest
 
-from nimbus_jupyter.errors import NimbusError
-from nimbus_jupyter.registry import Registry, RegistryWarning
+from nimbus_jupyter.core.errors import NimbusError
+from nimbus_jupyter.core.records import DeploymentRecord
+from nimbus_jupyter.core.registry import SCHEMA_VERSION, Registry, RegistryWarning
 
 TESTS = Path(__file__).resolve().parent
 
 
 def two(tmp_path: Path) -> Registry:
     registry = Registry(tmp_path)
-    registry.put({"name": "a", "target": "local", "created": "1"})
-    registry.put({"name": "b", "target": "local", "created": "2"})
+    registry.put(DeploymentRecord("a", "local", created="1"))
+    registry.put(DeploymentRecord("b", "local", created="2"))
     return registry
 
 
@@ -34,11 +35,11 @@ def test_a_corrupt_registry_falls_back_to_its_last_good_copy_and_the_next_write_
     registry = two(tmp_path)
     registry.path.write_text(damage(registry.path.read_text()))
     with pytest.warns(RegistryWarning, match="corrupt or half-written; using its last good copy"):
-        assert [r["name"] for r in registry.all()] == ["a", "b"]
+        assert [r.name for r in registry.all()] == ["a", "b"]
     with pytest.warns(RegistryWarning):
-        registry.put({"name": "c", "target": "local", "created": "3"})
-    assert [r["name"] for r in Registry(tmp_path).all()] == ["a", "b", "c"]
-    assert json.loads(registry.path.read_text())["schema"] == 1
+        registry.put(DeploymentRecord("c", "local", created="3"))
+    assert [r.name for r in Registry(tmp_path).all()] == ["a", "b", "c"]
+    assert json.loads(registry.path.read_text())["schema"] == SCHEMA_VERSION
     assert list(tmp_path.glob("registry.json.corrupt-*"))  # the damaged file is kept for a post-mortem
 
 
@@ -59,31 +60,32 @@ def test_a_full_disk_leaves_the_old_file_intact_with_a_clear_error_and_the_next_
 
     monkeypatch.setattr(os, where, full)
     with pytest.raises(NimbusError, match="(?s)No space left on device.*previous registry file is unchanged.*free some disk space"):
-        registry.put({"name": "c", "target": "local", "created": "3"})
+        registry.put(DeploymentRecord("c", "local", created="3"))
     monkeypatch.undo()
     assert registry.path.read_bytes() == before
     assert not list(tmp_path.glob(".registry.json.*.tmp"))  # no temp file left behind
-    registry.put({"name": "c", "target": "local", "created": "3"})
-    assert [r["name"] for r in registry.all()] == ["a", "b", "c"]
+    registry.put(DeploymentRecord("c", "local", created="3"))
+    assert [r.name for r in registry.all()] == ["a", "b", "c"]
 
 
 def test_a_pre_schema_registry_is_read_and_migrated_on_the_next_write(tmp_path):
     old = {"a": {"name": "a", "target": "local", "created": "1", "version": 2}}
     (tmp_path / "registry.json").write_text(json.dumps(old))
     registry = Registry(tmp_path)
-    assert registry.get("a")["version"] == 2
-    registry.put({"name": "b", "target": "local", "created": "2"})
+    assert registry.get("a").version == 2
+    registry.put(DeploymentRecord("b", "local", created="2"))
     data = json.loads(registry.path.read_text())
-    assert data["schema"] == 1 and set(data["deployments"]) == {"a", "b"}
+    assert data["schema"] == SCHEMA_VERSION and set(data["deployments"]) == {"a", "b"}
 
 
 def test_a_newer_registry_is_listed_but_never_overwritten(tmp_path):
-    newer = {"schema": 2, "deployments": {"a": {"name": "a", "target": "local"}}, "something_new": True}
+    newer = {"schema": SCHEMA_VERSION + 1, "deployments": {"a": {"name": "a", "target": "local", "a_new_field": 1}},
+             "something_new": True}
     (tmp_path / "registry.json").write_text(json.dumps(newer))
     registry = Registry(tmp_path)
-    assert [r["name"] for r in registry.all()] == ["a"]
-    with pytest.raises(NimbusError, match="(?s)newer nimbus-jupyter \\(schema 2.*pip install -U nimbus-jupyter"):
-        registry.put({"name": "b", "target": "local"})
+    assert [r.name for r in registry.all()] == ["a"]
+    with pytest.raises(NimbusError, match=f"(?s)newer nimbus-jupyter \\(schema {SCHEMA_VERSION + 1}.*pip install -U nimbus-jupyter"):
+        registry.put(DeploymentRecord("b", "local"))
     assert json.loads(registry.path.read_text()) == newer
 
 
@@ -91,7 +93,7 @@ def test_the_home_is_private_even_when_it_existed_open(tmp_path):
     home = tmp_path / "home"
     home.mkdir(mode=0o755)
     os.chmod(home, 0o755)
-    Registry(home).put({"name": "x", "target": "local"})
+    Registry(home).put(DeploymentRecord("x", "local"))
     assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
     for name in ("registry.json", "registry.json.bak"):
         assert stat.S_IMODE(os.stat(home / name).st_mode) == 0o600

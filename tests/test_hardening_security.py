@@ -11,10 +11,10 @@ import pytest
 import requests
 
 import nimbus_jupyter as nj
-from nimbus_jupyter.bundle import build_bundle
-from nimbus_jupyter.client import EndpointClient
-from nimbus_jupyter.errors import EndpointError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.endpoint.client import EndpointClient
+from nimbus_jupyter.core.errors import EndpointError
+from nimbus_jupyter.core.registry import Registry
 from pipelines import fails_on_pipeline
 
 PACKAGE = Path(nj.__file__).resolve().parent
@@ -64,10 +64,13 @@ def test_errors_and_reprs_never_carry_the_key(touchy):
     key = touchy.api_key
     assert key not in repr(touchy) and key not in str(touchy)
     with pytest.raises(EndpointError) as caught:
-        EndpointClient(touchy.url, key).predict([SECRET_TEXT])
+        EndpointClient.over_http(touchy.url, key).predict([SECRET_TEXT])
     assert key not in str(caught.value)
     with pytest.raises(EndpointError) as caught:
-        EndpointClient("http://127.0.0.1:9", key).predict(["x"])  # nothing listens on port 9
+        touchy.predict([SECRET_TEXT])  # through its target's transport, with its retries
+    assert key not in str(caught.value) and SECRET_TEXT not in str(caught.value)
+    with pytest.raises(EndpointError) as caught:
+        EndpointClient.over_http("http://127.0.0.1:9", key).predict(["x"])  # nothing listens on port 9
     assert key not in str(caught.value)
 
 

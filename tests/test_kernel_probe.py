@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from jupyter_client.manager import start_new_kernel
 
-from nimbus_jupyter.kernel_probe import find_pipelines, progress_message
-from nimbus_jupyter.progress import StageEvent
-from nimbus_jupyter.registry import Registry
-from nimbus_jupyter.sidebar_models import PIPELINES_MIME, PROGRESS_MIME
+from nimbus_jupyter.faces.kernel_probe import find_pipelines, progress_message
+from nimbus_jupyter.core.progress import StageEvent
+from nimbus_jupyter.core.registry import Registry
+from nimbus_jupyter.faces.sidebar_models import PIPELINES_MIME, PROGRESS_MIME
 
-PROBE = "__import__('nimbus_jupyter.kernel_probe', fromlist=['_']).publish_pipelines()"
+PROBE = "__import__('nimbus_jupyter.faces.kernel_probe', fromlist=['_']).publish_pipelines()"
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +61,8 @@ def test_a_silent_probe_lists_pipelines_and_leaves_no_names(kernel):
 
 
 def test_a_sidebar_deploy_publishes_stages_and_lands_in_the_registry(kernel, nimbus_home):
-    code = "__import__('nimbus_jupyter.kernel_probe', fromlist=['_']).deploy_from_sidebar('nlp', 'from-panel', 'local')"
+    code = ("__import__('nimbus_jupyter.faces.kernel_probe', fromlist=['_'])"
+            ".deploy_from_sidebar('nlp', 'from-panel', 'local', options={'workers': 1})")
     reply, bundles = execute(kernel, code)
     assert reply["status"] == "ok"
     messages = [b[PROGRESS_MIME] for b in bundles if PROGRESS_MIME in b]
@@ -72,14 +73,18 @@ def test_a_sidebar_deploy_publishes_stages_and_lands_in_the_registry(kernel, nim
     assert done_stages == ["serialize", "package", "start", "smoke test"]
     deployment = messages[-1]["deployment"]
     assert deployment["status"] == "ready" and deployment["url"].startswith("http://127.0.0.1:")
-    assert Registry(nimbus_home).get("from-panel")["url"] == deployment["url"]
+    record = Registry(nimbus_home).get("from-panel")
+    assert record.url == deployment["url"] and record.options["workers"] == deployment["workers"] == 1
 
 
 def test_sidebar_deploy_errors_are_readable_messages(kernel):
     for args, expected in [("'nlp', 'Bad Name'", "not a valid deployment name"),
                            ("'gone', 'x'", "no variable 'gone'"),
-                           ("'not_a_pipeline', 'x'", "not a spaCy pipeline")]:
-        code = f"__import__('nimbus_jupyter.kernel_probe', fromlist=['_']).deploy_from_sidebar({args})"
+                           ("'not_a_pipeline', 'x'", "not a spaCy pipeline"),
+                           ("'nlp', 'x', 'local', options={'colour': 1}", "unknown option(s) for the local target: colour"),
+                           ("'nlp', 'x', 'local', options={'memory': 512}", "memory: option(s) of the aws target, not of local"),
+                           ("'nlp', 'x', 'mars'", "unknown target 'mars'")]:
+        code = f"__import__('nimbus_jupyter.faces.kernel_probe', fromlist=['_']).deploy_from_sidebar({args})"
         reply, bundles = execute(kernel, code)
         assert reply["status"] == "ok"
         last = [b[PROGRESS_MIME] for b in bundles if PROGRESS_MIME in b][-1]

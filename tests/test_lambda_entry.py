@@ -16,7 +16,7 @@ from typing import Dict
 
 import pytest
 
-from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.core.bundle import build_bundle
 from nimbus_jupyter.targets.aws.package import build_function_code
 
 NAME = "reviews"

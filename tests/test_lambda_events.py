@@ -13,7 +13,7 @@ import spacy
 from spacy.language import Language
 
 from lambda_events import http_v2, rest_v1
-from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.core.bundle import build_bundle
 from nimbus_jupyter.runtime import handler as runtime
 from nimbus_jupyter.runtime import metrics
 from nimbus_jupyter.runtime.events import FUNCTION_URL, HTTP_V2, REST_V1, event_shape, match_path, route

@@ -17,7 +17,7 @@ import pytest
 
 import lambda_harness as lh
 from lambda_events import http_v2, rest_v1
-from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.core.bundle import build_bundle
 from nimbus_jupyter.runtime.fields import doc_to_result
 from nimbus_jupyter.targets.aws.layer import build_layer
 from nimbus_jupyter.targets.aws.package import build_function_code

@@ -15,8 +15,8 @@ import pytest
 import requests
 
 import nimbus_jupyter as nj
-from nimbus_jupyter.errors import DeployFailed, UserInputError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.errors import DeployFailed, UserInputError
+from nimbus_jupyter.core.registry import Registry
 from nimbus_jupyter.runtime.fields import doc_to_result
 from nimbus_jupyter.runtime.limits import MAX_PAYLOAD_BYTES
 from pipelines import failing_pipeline, sleepy_pipeline, textcat_pipeline

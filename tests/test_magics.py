@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from IPython.core.error import UsageError
 
-from nimbus_jupyter.deployment import Deployment
-from nimbus_jupyter.parity import check_parity
+from nimbus_jupyter.api.deployment import Deployment
+from nimbus_jupyter.api.parity import check_parity
 from pipelines import textcat_pipeline
 
 

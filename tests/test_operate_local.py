@@ -8,15 +8,16 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import pandas as pd
 import pytest
 import requests
 from IPython.core.error import UsageError
 from prometheus_client.parser import text_string_to_metric_families
 
 import nimbus_jupyter as nj
-from nimbus_jupyter.errors import UserInputError
-from nimbus_jupyter.logs import follow_logs, recent_logs
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.errors import UserInputError
+from nimbus_jupyter.api.logs import follow_logs, recent_logs
+from nimbus_jupyter.core.registry import Registry
 from pipelines import gate_pipeline, textcat_pipeline
 
 TEXTS = ["great phone, love it", "arrived broken, avoid this laptop", "fine"]
@@ -132,7 +133,7 @@ def test_errors_shows_failures_and_their_traceback_only(gate, mix):
 
 
 def test_since_filters_by_the_lines_own_times(gate, mix):
-    from nimbus_jupyter.targets import get_target
+    from nimbus_jupyter.targets.registry import get_target
 
     after_mix = time.time()
     new = post(gate, {"texts": ["later"]})
@@ -205,8 +206,8 @@ def test_rollback_serves_the_previous_version_and_no_request_fails(roll):
     d = nj.get_deployment("roll")
     assert d.status == "ready" and d.version == 1 and d.url == v1.url
     assert d.predict(TEXTS, fields=["cats"]) == v1_answers
-    last = Registry().get("roll")["history"][-1]
-    assert last["version"] == 1 and last["note"] == "rollback from v2"
+    last = Registry().get("roll").history[-1]
+    assert (last.kind, last.version, last.from_version, last.note) == ("rollback", 1, 2, "rollback from v2")
 
 
 def test_after_a_rollback_new_versions_get_new_numbers_and_pruned_ones_are_refused(roll, ip):
@@ -219,17 +220,22 @@ def test_after_a_rollback_new_versions_get_new_numbers_and_pruned_ones_are_refus
     result = ip.run_cell("%nimbus_rollback roll --to v1")
     assert isinstance(result.error_in_exec, UsageError) and "v2, v3, v4 (serving)" in str(result.error_in_exec)
     history = nj.history("roll")
-    assert [(v.version, v.note) for v in history] == [(1, ""), (2, ""), (1, "rollback from v2"), (3, ""), (4, "")]
-    assert [v.available for v in history] == [False, True, False, True, True]
-    assert [v.serving for v in history] == [False, False, False, False, True]
-    assert all(v.by == getpass.getuser() and len(v.hash) == 64 and v.components == ["textcat", "entity_ruler"]
-               for v in history)
+    assert list(history.columns) == ["kind", "version", "from_version", "when", "who", "hash", "components", "note",
+                                     "ref", "serving", "available"]
+    assert list(zip(history.kind, history.version, history.note)) == [
+        ("deploy", 1, ""), ("deploy", 2, ""), ("rollback", 1, "rollback from v2"), ("deploy", 3, ""), ("deploy", 4, "")]
+    assert [None if pd.isna(v) else int(v) for v in history.from_version] == [None, None, 2, None, None]
+    assert list(history.available) == [False, True, False, True, True]
+    assert list(history.serving) == [False, False, False, False, True]
+    assert all(who == getpass.getuser() and len(h) == 64 and c == ["textcat", "entity_ruler"]
+               for who, h, c in zip(history.who, history.hash, history.components))
     table = ip.run_line_magic("nimbus_history", "roll")
+    assert list(table.columns) == list(history.columns)
     assert list(table["version"]) == [1, 2, 1, 3, 4] and table["hash"].str.len().max() == 12
 
 
 def test_rollback_to_the_serving_version_or_an_unknown_name_says_what_to_do(roll):
-    current = Registry().get("roll")["version"]
+    current = Registry().get("roll").version
     with pytest.raises(UserInputError, match="already serves"):
         nj.rollback("roll", to=current)
     with pytest.raises(UserInputError, match="not a version"):
@@ -329,7 +335,7 @@ def test_windows_keep_a_day_of_minutes_and_quantiles_within_a_bin():
 
 
 def test_rollback_result_says_back_or_forward() -> None:
-    from nimbus_jupyter.operate import RollbackResult
+    from nimbus_jupyter.core.operate import RollbackResult
 
     assert RollbackResult("r", "local", 3, 2, 1.25, "switch").text() == "rolled 'r' back from v3 to v2 in 1.2 s (switch)"
     assert RollbackResult("r", "aws", 2, 3, 0.4, "alias").text() == "moved 'r' forward from v2 to v3 in 0.4 s (alias)"

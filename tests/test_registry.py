@@ -7,27 +7,29 @@ import sys
 
 import pytest
 
-from nimbus_jupyter.errors import NimbusError
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.errors import NimbusError
+from nimbus_jupyter.core.records import DeploymentRecord
+from nimbus_jupyter.core.registry import Registry
 
 WRITER = """
 import sys
-from nimbus_jupyter.registry import Registry
+from nimbus_jupyter.core.records import DeploymentRecord
+from nimbus_jupyter.core.registry import Registry
 registry = Registry(sys.argv[1])
 for i in range(int(sys.argv[3])):
-    registry.put({"name": f"{sys.argv[2]}-{i}", "target": "local", "created": str(i)})
+    registry.put(DeploymentRecord(f"{sys.argv[2]}-{i}", "local", created=str(i)))
 """
 
 
 def test_two_processes_writing_at_once_lose_nothing(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path), who, "60"]) for who in ("a", "b")]
     assert [p.wait(timeout=120) for p in procs] == [0, 0]
-    names = {r["name"] for r in Registry(tmp_path).all()}
+    names = {r.name for r in Registry(tmp_path).all()}
     assert names == {f"{who}-{i}" for who in ("a", "b") for i in range(60)}
 
 
 def test_registry_file_is_private(tmp_path):
-    Registry(tmp_path).put({"name": "x", "target": "local"})
+    Registry(tmp_path).put(DeploymentRecord("x", "local"))
     assert oct(os.stat(tmp_path / "registry.json").st_mode & 0o777) == "0o600"
 
 
@@ -39,9 +41,9 @@ def test_a_corrupt_registry_gives_a_clear_error(tmp_path):
 
 def test_a_failed_edit_writes_nothing(tmp_path):
     registry = Registry(tmp_path)
-    registry.put({"name": "keep", "target": "local"})
+    registry.put(DeploymentRecord("keep", "local"))
     with pytest.raises(RuntimeError):
         with registry.edit() as deployments:
             deployments.clear()
             raise RuntimeError("interrupted")
-    assert [r["name"] for r in registry.all()] == ["keep"]
+    assert [r.name for r in registry.all()] == ["keep"]

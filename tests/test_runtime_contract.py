@@ -17,7 +17,7 @@ import pytest
 import spacy
 from spacy.training import Example
 
-from nimbus_jupyter.bundle import build_bundle
+from nimbus_jupyter.core.bundle import build_bundle
 from nimbus_jupyter.runtime import handler as runtime
 from nimbus_jupyter.runtime.fields import doc_to_result
 from nimbus_jupyter.runtime.limits import MAX_PAYLOAD_BYTES, MAX_TEXTS_PER_REQUEST

@@ -41,7 +41,7 @@ async def error_of(jp_fetch, *parts, **kwargs):
 
 
 def test_the_extension_points_name_the_module_and_the_labextension():
-    assert nj._jupyter_server_extension_points() == [{"module": "nimbus_jupyter.server_extension"}]
+    assert nj._jupyter_server_extension_points() == [{"module": "nimbus_jupyter.faces.server_extension"}]
     assert nj._jupyter_labextension_paths() == [{"src": "labextension", "dest": "nimbus-jupyter"}]
 
 

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from nimbus_jupyter.api import DeployResult
-from nimbus_jupyter.deployment import Deployment
-from nimbus_jupyter.parity import ParityReport
-from nimbus_jupyter.progress import DONE, FAILED, RUNNING, StageEvent
-from nimbus_jupyter.ui.deploy_view import WidgetDeployView
-from nimbus_jupyter.ui.render import samples_html
+from nimbus_jupyter.api.deployment import Deployment
+from nimbus_jupyter.api.parity import ParityReport
+from nimbus_jupyter.core.progress import DONE, FAILED, RUNNING, StageEvent
+from nimbus_jupyter.faces.ui.deploy_view import WidgetDeployView
+from nimbus_jupyter.faces.ui.render import samples_html
 
 KEY = "nmb_supersecretkeyvalue_1234"
 

@@ -1,8 +1,18 @@
 // Galata UI test of the Nimbus sidebar: a real JupyterLab (started here), Debian's chromium, no downloads.
+const { execFileSync } = require('child_process');
 const path = require('path');
 const baseConfig = require('@jupyterlab/galata/lib/playwright-config');
 
-const PORT = 8917;
+/**
+ * A free port, chosen once by the main process and inherited by the workers (they load this file again):
+ * a fixed port lets two checkouts' UI runs on one machine drive each other's JupyterLab.
+ */
+function freePort() {
+  const code = 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])';
+  return execFileSync(process.env.PYTHON || 'python', ['-c', code]).toString().trim();
+}
+process.env.NIMBUS_UI_PORT = process.env.NIMBUS_UI_PORT || freePort();
+const PORT = Number(process.env.NIMBUS_UI_PORT);
 const ARTIFACTS = path.resolve(__dirname, '..', 'test-artifacts');
 process.env.NIMBUS_HOME = process.env.NIMBUS_HOME || path.join(ARTIFACTS, 'ui-nimbus-home');
 
@@ -28,7 +38,7 @@ module.exports = {
     }
   },
   webServer: {
-    command: 'jupyter lab --config jupyter_server_test_config.py --allow-root --ServerApp.ip=127.0.0.1',
+    command: `jupyter lab --config jupyter_server_test_config.py --allow-root --ServerApp.ip=127.0.0.1 --ServerApp.port=${PORT}`,
     url: `http://127.0.0.1:${PORT}/lab`,
     timeout: 120000,
     reuseExistingServer: false,

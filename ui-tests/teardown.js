@@ -4,9 +4,9 @@ const { execFileSync } = require('child_process');
 module.exports = async () => {
   const code = [
     'from nimbus_jupyter.api import destroy',
-    'from nimbus_jupyter.registry import Registry',
+    'from nimbus_jupyter.core.registry import Registry',
     'for r in Registry().all():',
-    '    print(destroy(r["name"]))'
+    '    print(destroy(r.name))'
   ].join('\n');
   try {
     execFileSync(process.env.PYTHON || 'python', ['-c', code], { stdio: 'inherit', env: process.env });

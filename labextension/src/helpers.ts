@@ -37,10 +37,32 @@ export function formatBytes(bytes: number): string {
   return `${value < 10 && unit > 0 ? value.toFixed(1) : Math.round(value)} ${units[unit]}`;
 }
 
-/** "2026-11-29T22:51:17Z" -> "2026-11-29 22:51" (UTC as stored; no locale surprises in tests). */
-export function formatCreated(iso: string): string {
-  const m = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2})/.exec(iso || '');
-  return m ? `${m[1]} ${m[2]}` : iso || '';
+/**
+ * "2026-11-29T22:51:17Z" -> "2026-11-29 23:51 GMT+1": the viewer's own time zone (or ``timeZone``), always
+ * named, so a time read off the panel is never ambiguous. Text that is not a time is returned as it is.
+ */
+export function formatTime(iso: string, options: { timeZone?: string; seconds?: boolean } = {}): string {
+  const date = new Date(iso);
+  if (!iso || Number.isNaN(date.getTime())) {
+    return iso || '';
+  }
+  const format = new Intl.DateTimeFormat('en-US', {
+    timeZone: options.timeZone,
+    hourCycle: 'h23',
+    year: 'numeric',
+    month: '2-digit',
+    day: '2-digit',
+    hour: '2-digit',
+    minute: '2-digit',
+    second: options.seconds ? '2-digit' : undefined,
+    timeZoneName: 'short'
+  });
+  const part: Record<string, string> = {};
+  for (const { type, value } of format.formatToParts(date)) {
+    part[type] = value;
+  }
+  const clock = `${part.hour}:${part.minute}${options.seconds ? `:${part.second}` : ''}`;
+  return `${part.year}-${part.month}-${part.day} ${clock} ${part.timeZoneName}`;
 }
 
 /** A Python string literal for any text (JSON string escapes are valid Python escapes). */
@@ -49,13 +71,25 @@ export function pyString(text: string): string {
 }
 
 /** The silent execute that lists the kernel's pipelines; it leaves no names in the user's namespace. */
-export const PROBE_CODE = "__import__('nimbus_jupyter.kernel_probe', fromlist=['_']).publish_pipelines()";
+export const PROBE_CODE = "__import__('nimbus_jupyter.faces.kernel_probe', fromlist=['_']).publish_pipelines()";
 
-/** The execute that deploys from the panel: nimbus_jupyter.deploy, the magic's own code path. */
-export function deployCode(variable: string, name: string, target: string): string {
+/**
+ * The execute that deploys from the panel: nimbus_jupyter.deploy, the magic's own code path. Target options
+ * go as ``options={name: value}`` (a JSON object read with json.loads, so true/false/null stay exact), and
+ * only when there are some: with none the call is the one every kernel_probe version takes.
+ */
+export function deployCode(
+  variable: string,
+  name: string,
+  target: string,
+  options: Record<string, unknown> = {}
+): string {
+  const extra = Object.keys(options).length
+    ? `, options=__import__('json').loads(${pyString(JSON.stringify(options))})`
+    : '';
   return (
-    "__import__('nimbus_jupyter.kernel_probe', fromlist=['_']).deploy_from_sidebar(" +
-    `${pyString(variable)}, ${pyString(name)}, ${pyString(target)})`
+    "__import__('nimbus_jupyter.faces.kernel_probe', fromlist=['_']).deploy_from_sidebar(" +
+    `${pyString(variable)}, ${pyString(name)}, ${pyString(target)}${extra})`
   );
 }
 
@@ -200,12 +234,12 @@ function formatMs(ms: number | null): string {
   return ms >= 10 ? `${Math.round(ms)} ms` : `${ms.toFixed(1)} ms`;
 }
 
-/** "120 req · 2 err · 1 throttled · p50 12 ms · p99 80 ms" for one window. */
+/** "120 req · 2 err · 3 4xx · 1 throttled · p50 12 ms · p99 80 ms" for one window (4xx: the callers' mistakes). */
 export function windowSummary(w: IWindow | null): string {
   if (!w) {
     return 'no metrics';
   }
-  const parts = [`${w.requests} req`, `${w.errors} err`];
+  const parts = [`${w.requests} req`, `${w.errors} err`, `${w.client_errors ?? 0} 4xx`];
   if (w.throttled) {
     parts.push(`${w.throttled} throttled`);
   }
@@ -216,17 +250,61 @@ export function windowSummary(w: IWindow | null): string {
   return parts.join(' · ');
 }
 
-/** The lines the deployment row shows under "Status": health, the last hour, the last day, cost. */
-export function statusLines(s: IStatus): string[] {
-  const health = `health: ${s.health}${s.health_ms !== null ? ` (${formatMs(s.health_ms)})` : ''}` +
-    (s.health_detail ? ` — ${s.health_detail}` : '');
+/**
+ * The lines the deployment row shows under "Status": health, the last hour, the last day, cost, when it was
+ * checked. ``shown``: error text the row shows already (the deployment's reason), not repeated here.
+ */
+export function statusLines(s: IStatus, shown: string[] = [], timeZone?: string): string[] {
+  const healthDetail = withoutRepeats(s.health_detail, shown);
+  const detail = healthDetail ? ` — ${healthDetail}` : '';
+  const health = `health: ${s.health}${s.health_ms !== null ? ` (${formatMs(s.health_ms)})` : ''}${detail}`;
   const lines = [health, `last hour: ${windowSummary(s.last_hour)}`, `last day: ${windowSummary(s.last_day)}`];
-  if (s.metrics_detail) {
-    lines.push(s.metrics_detail);
+  const metricsDetail = withoutRepeats(s.metrics_detail, [...shown, healthDetail]);
+  if (metricsDetail) {
+    lines.push(metricsDetail);
   }
   const cost = s.cost_this_month_usd === null
     ? `cost: n/a${s.cost_detail ? ` (${s.cost_detail})` : ''}`
     : `cost: $${s.cost_this_month_usd.toFixed(2)} this month${s.cost_detail ? ` (${s.cost_detail})` : ''}`;
   lines.push(cost);
+  if (s.checked_at) {
+    lines.push(`checked at ${formatTime(s.checked_at, { timeZone, seconds: true })}`);
+  }
   return lines;
+}
+
+function squash(text: string): string {
+  return text.toLowerCase().replace(/\s+/g, ' ').replace(/[\s.;:,→—-]+$/, '').trim();
+}
+
+/**
+ * Whether ``text`` says nothing that ``shown`` does not already say (the same words, or words contained
+ * in one shown): the panel shows each error once, where it belongs.
+ */
+export function isRepeat(text: string, shown: Array<string | null | undefined>): boolean {
+  const t = squash(text);
+  if (!t) {
+    return true;
+  }
+  return shown.some(s => {
+    const other = s ? squash(s) : '';
+    return other !== '' && other.includes(t);
+  });
+}
+
+/**
+ * ``text`` without the clauses (parts between "; ") that ``shown`` says already, a clause's "label: "
+ * aside: "down; the server process 7 is not running (see …)" next to a row that shows "the server
+ * process 7 is not running (see …)" keeps only "down". Empty when nothing new is left.
+ */
+export function withoutRepeats(text: string, shown: Array<string | null | undefined>): string {
+  if (!text) {
+    return '';
+  }
+  const kept = text.split(/;\s+/).filter(clause => {
+    const colon = clause.indexOf(': ');
+    const rest = colon > 0 ? clause.slice(colon + 2) : '';
+    return !isRepeat(clause, shown) && !(rest && isRepeat(rest, shown));
+  });
+  return kept.join('; ');
 }

@@ -96,3 +96,37 @@ export interface IProgressMessage {
   text: string;
   deployment: IDeployment | null;
 }
+
+/** OptionInfo: one option a target takes (the flag the magic takes, and its `name` for {name: value}). */
+export interface IOptionInfo {
+  name: string; // snake_case: the key the sidebar sends
+  flag: string; // --workers
+  type: 'int' | 'float' | 'str' | 'bool' | 'choice';
+  default: number | string | boolean | null;
+  help: string;
+  choices: string[] | null;
+  metavar: string | null;
+}
+
+/** TargetInfo: a deploy target, its stages and its options. */
+export interface ITargetInfo {
+  name: string;
+  title: string;
+  stages: string[];
+  capabilities: string[]; // operate | discover | ...
+  options: IOptionInfo[];
+}
+
+/** GET /nimbus/api/targets */
+export interface ITargetList {
+  targets: ITargetInfo[];
+  default: string;
+}
+
+/** What the sidebar uses while the server has no GET /nimbus/api/targets (404): only the local target. */
+export const LOCAL_ONLY: ITargetList = {
+  targets: [
+    { name: 'local', title: 'Local (127.0.0.1)', stages: [], capabilities: [], options: [] }
+  ],
+  default: 'local'
+};

@@ -7,8 +7,10 @@ import {
   deployCode,
   errorText,
   formatBytes,
-  formatCreated,
+  formatTime,
   fractionDone,
+  isRepeat,
+  withoutRepeats,
   nameProblem,
   newProgress,
   parsePipelines,
@@ -44,8 +46,17 @@ test('suggested names are valid', () => {
 
 test('deploy code quotes every argument as a Python string', () => {
   const code = deployCode('nlp', 'it"s\\x', 'local');
-  assert.ok(code.includes('deploy_from_sidebar("nlp", "it\\"s\\\\x", "local")'), code);
+  assert.ok(code.endsWith('deploy_from_sidebar("nlp", "it\\"s\\\\x", "local")'), code);
   assert.ok(!code.includes('\n'));
+});
+
+test('deploy code passes target options as {name: value} through json.loads', () => {
+  const code = deployCode('nlp', 'n', 'aws', { memory: 2048, arch: 'arm64', verbose: true, note: 'a "b"' });
+  const m = /, options=__import__\('json'\)\.loads\((".*")\)\)$/.exec(code);
+  assert.ok(m, code);
+  // The Python string literal is a JSON string literal too: decode it twice to get the options back.
+  assert.deepEqual(JSON.parse(JSON.parse(m[1])), { memory: 2048, arch: 'arm64', verbose: true, note: 'a "b"' });
+  assert.ok(!deployCode('nlp', 'n', 'local', {}).includes('options='), 'no options: the call every kernel takes');
 });
 
 test('sizes and dates read well', () => {
@@ -53,8 +64,18 @@ test('sizes and dates read well', () => {
   assert.equal(formatBytes(512), '512 B');
   assert.equal(formatBytes(1_500_000), '1.5 MB');
   assert.equal(formatBytes(560_000_000), '560 MB');
-  assert.equal(formatCreated('2026-11-29T22:51:17+00:00'), '2026-11-29 22:51');
-  assert.equal(formatCreated(''), '');
+});
+
+test('times name their time zone', () => {
+  assert.equal(formatTime('2026-11-29T22:51:17Z', { timeZone: 'UTC' }), '2026-11-29 22:51 UTC');
+  assert.equal(formatTime('2026-11-29T22:51:17+00:00', { timeZone: 'UTC', seconds: true }), '2026-11-29 22:51:17 UTC');
+  // The viewer's zone, named: the same instant an hour later in Berlin, five hours earlier in New York.
+  assert.equal(formatTime('2026-11-29T22:51:17Z', { timeZone: 'Europe/Berlin' }), '2026-11-29 23:51 GMT+1');
+  assert.equal(formatTime('2026-11-29T22:51:17Z', { timeZone: 'America/New_York' }), '2026-11-29 17:51 EST');
+  assert.equal(formatTime('2026-11-29T00:05:00Z', { timeZone: 'UTC' }), '2026-11-29 00:05 UTC', 'midnight is 00, not 24');
+  assert.match(formatTime('2026-11-29T22:51:17Z'), /^2026-11-\d\d \d\d:\d\d \S+$/, 'the default zone is named too');
+  assert.equal(formatTime(''), '');
+  assert.equal(formatTime('yesterday'), 'yesterday');
 });
 
 test('progress messages drive the stages, the bar and the outcome', () => {
@@ -105,13 +126,50 @@ test('status lines show health, traffic, latency and cost', () => {
   };
   assert.deepEqual(statusLines(status), [
     'health: ok (3.3 ms)',
-    'last hour: 120 req · 2 err · 1 throttled · p50 12 ms · p99 80 ms',
-    'last day: 120 req · 2 err · p50 — · p99 —',
+    'last hour: 120 req · 2 err · 3 4xx · 1 throttled · p50 12 ms · p99 80 ms',
+    'last day: 120 req · 2 err · 3 4xx · p50 — · p99 —',
     'cost: n/a (local target: no cost)'
   ]);
   const aws = { ...status, health: 'down', health_detail: 'no answer', last_hour: null, last_day: null,
-    metrics_detail: 'metrics unavailable: no credentials', cost_this_month_usd: 1.5, cost_detail: 'Lambda' };
-  assert.deepEqual(statusLines(aws), ['health: down (3.3 ms) — no answer', 'last hour: no metrics', 'last day: no metrics',
-    'metrics unavailable: no credentials', 'cost: $1.50 this month (Lambda)']);
-  assert.equal(windowSummary({ ...hour, cold_starts: 4 }), '120 req · 2 err · 1 throttled · p50 12 ms · p99 80 ms · 4 cold');
+    metrics_detail: 'metrics unavailable: no credentials', cost_this_month_usd: 1.5, cost_detail: 'Lambda',
+    checked_at: '2026-11-29T22:51:17Z' };
+  assert.deepEqual(statusLines(aws, [], 'UTC'), ['health: down (3.3 ms) — no answer', 'last hour: no metrics', 'last day: no metrics',
+    'metrics unavailable: no credentials', 'cost: $1.50 this month (Lambda)', 'checked at 2026-11-29 22:51:17 UTC']);
+  assert.equal(windowSummary({ ...hour, cold_starts: 4 }), '120 req · 2 err · 3 4xx · 1 throttled · p50 12 ms · p99 80 ms · 4 cold');
+  assert.equal(windowSummary({ ...hour, client_errors: 0 }), '120 req · 2 err · 0 4xx · 1 throttled · p50 12 ms · p99 80 ms');
+});
+
+test('a dead deployment says why once: Status leaves out what the row shows already', () => {
+  const reason = 'the server at 127.0.0.1:8123 does not answer (connection refused); run %nimbus_deploy again to restart it';
+  const down: IStatus = {
+    name: 'r', target: 'local', version: 1, health: 'down', health_detail: 'the server at 127.0.0.1:8123 does not answer (connection refused)',
+    health_ms: null, last_hour: null, last_day: null, cost_this_month_usd: null, cost_detail: '',
+    metrics_detail: 'the server at 127.0.0.1:8123 does not answer (connection refused).', checked_at: '', url: ''
+  };
+  const lines = statusLines(down, [reason]);
+  assert.deepEqual(lines, ['health: down', 'last hour: no metrics', 'last day: no metrics', 'cost: n/a']);
+  assert.equal(lines.join('\n').includes('connection refused'), false);
+  assert.equal(isRepeat('Connection  refused.', [reason]), true, 'case, spaces and end punctuation do not matter');
+  assert.equal(isRepeat('disk full', [reason]), false);
+  assert.equal(isRepeat('', []), true);
+  assert.equal(isRepeat('x', [null, undefined, '']), false);
+});
+
+test('Status keeps only what is new when its detail joins the row\'s reason to its own', () => {
+  // What the server sends for a local deployment whose process was killed: the reason on the row, and a
+  // health detail made of the client's error and that same reason.
+  const reason = 'the server process 4242 is not running (see /work/test-artifacts/ui-nimbus-home/deployments/narrow-demo/server.log); run %nimbus_deploy again to restart it';
+  const health = 'the endpoint http://127.0.0.1:40123 did not answer: connection refused; ' + reason;
+  assert.equal(withoutRepeats(health, [reason]), 'the endpoint http://127.0.0.1:40123 did not answer: connection refused');
+  assert.equal(withoutRepeats('metrics unavailable: the endpoint http://127.0.0.1:40123 did not answer: connection refused',
+    [reason, 'the endpoint http://127.0.0.1:40123 did not answer: connection refused']), '');
+  assert.equal(withoutRepeats('metrics unavailable: no credentials', [reason]), 'metrics unavailable: no credentials');
+  const down: IStatus = {
+    name: 'narrow-demo', target: 'local', version: 1, health: 'down', health_detail: health, health_ms: 1.5,
+    last_hour: null, last_day: null, cost_this_month_usd: null, cost_detail: '', checked_at: '', url: '',
+    metrics_detail: 'metrics unavailable: the endpoint http://127.0.0.1:40123 did not answer: connection refused'
+  };
+  const text = statusLines(down, [reason]).join('\n');
+  assert.equal(text.split('is not running').length - 1, 0);
+  assert.equal(text.split('connection refused').length - 1, 1);
 });

@@ -1,4 +1,4 @@
-"""Load a bundle written by ``nimbus_jupyter.bundle``: run its captured component code, then spaCy."""
+"""Load a bundle written by ``nimbus_jupyter.core.bundle``: run its captured component code, then spaCy."""
 from __future__ import annotations
 
 import importlib

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from types import ModuleType
 
-from ...errors import NimbusError
+from ...core.errors import NimbusError
 
 PACKAGE_NAME = "nimbus_jupyter.cdk_app"
 _PACKAGE_DIR = Path(__file__).resolve().parents[2]  # nimbus_jupyter/

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator, List, Optional
 
-from ...errors import NimbusError, UserInputError
+from ...core.errors import NimbusError, UserInputError
 from .spec import TAG_PREFIX
 
 BOOTSTRAP_VERSION_PARAMETER = "/cdk-bootstrap/hnb659fds/version"  # the CDK's default qualifier
@@ -205,6 +205,17 @@ class AwsClient:
         except ClientError as exc:
             if _code(exc) == "ResourceNotFoundException":
                 return
+            raise
+
+    def function_configuration(self, function: str) -> Optional[Dict[str, Any]]:
+        """GetFunctionConfiguration of ``function`` (its Runtime, MemorySize, ...), or None when it is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client("lambda").get_function_configuration(FunctionName=function))
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return None
             raise
 
     # -- versions and the alias (rollback) -------------------------------------------------------------

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Dict, List, Optional, Sequence
 
-from ...errors import DeployFailed, UserInputError
+from ...core.errors import DeployFailed, UserInputError
 from .spec import SPEC_CONTEXT_KEY
 
 CDK_CLI_VERSION = "2.1148.1"
@@ -25,7 +25,7 @@ Line = Callable[[str], None]
 
 
 def cache_dir() -> Path:
-    from ...registry import nimbus_cache
+    from ...core.paths import nimbus_cache
 
     return nimbus_cache() / "cdk-cli"
 

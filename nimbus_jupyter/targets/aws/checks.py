@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Optional
 
-from ...errors import DeployFailed, UserInputError
+from ...core.errors import DeployFailed, UserInputError
 
 UNRESERVED_MINIMUM = 100  # Lambda: "at least 100 concurrent executions remain unreserved"
 INIT_BUDGET_S = 10.0  # Lambda's init phase limit for on-demand functions

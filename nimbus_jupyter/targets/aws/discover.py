@@ -1,7 +1,7 @@
 """Nimbus stacks this machine did not deploy: found by tag in the default account/region, and adopted.
 
 So ``%nimbus_list`` shows a teammate's deployment, and ``%nimbus_status``/``%%nimbus_batch`` on its name
-work after the first look (the record, with its API key, is then in this machine's registry).
+work after the first look (the api puts the adopted record, with its API key, in this machine's registry).
 """
 from __future__ import annotations
 
@@ -9,10 +9,13 @@ import time
 import warnings
 from typing import Any, Dict, List, Optional, Set
 
-from ...deployment import Deployment
-from ...registry import Registry
+from ...core.files import write_secret
+from ...core.operate import Discovered, LiveStatus
+from ...core.records import DeploymentRecord, now_iso
+from ...core.registry import Registry
 from .aws_client import AwsClient, StackInfo, make_session
 from .spec import TAG_PREFIX, stack_name_for
+from .state import AwsState, stack_status
 
 
 _CACHE: Dict[str, Any] = {}
@@ -46,19 +49,18 @@ def default_client() -> Optional[AwsClient]:
     return AwsClient(session, quick=True)
 
 
-def record_from_stack(stack: StackInfo, region: str) -> Dict[str, Any]:
+def record_from_stack(stack: StackInfo, region: str, target_name: str = "aws") -> DeploymentRecord:
     """A registry record rebuilt from the stack's tags and outputs (no local files)."""
-    return {
-        "name": stack.deployment, "target": "aws", "status": "ready",
-        "version": int(stack.tags.get(f"{TAG_PREFIX}version", "0") or 0),
-        "hash": stack.tags.get(f"{TAG_PREFIX}hash", ""), "lang": "", "components": [],
-        "url": stack.outputs.get("Url", "").rstrip("/"), "key_file": None, "region": region, "profile": None,
-        "stack_name": stack.name, "function_name": _invoked(stack.outputs),
-        "lambda_function": stack.outputs.get("FunctionName", ""), "alias_name": stack.outputs.get("AliasName") or None,
-        "alias_arn": stack.outputs.get("AliasArn") or None,
-        "log_group": stack.outputs.get("LogGroupName", ""), "api_key_id": stack.outputs.get("ApiKeyId", ""),
-        "created": stack.created, "updated": stack.updated, "history": [], "adopted": True,
-    }
+    state = AwsState(region=region, stack_name=stack.name, function_name=_invoked(stack.outputs),
+                     lambda_function=stack.outputs.get("FunctionName", ""),
+                     alias_name=stack.outputs.get("AliasName") or None, alias_arn=stack.outputs.get("AliasArn") or None,
+                     log_group=stack.outputs.get("LogGroupName", ""), api_key_id=stack.outputs.get("ApiKeyId", ""),
+                     adopted=True)
+    return DeploymentRecord(
+        name=stack.deployment, target=target_name, status="ready",
+        version=int(stack.tags.get(f"{TAG_PREFIX}version", "0") or 0), hash=stack.tags.get(f"{TAG_PREFIX}hash", ""),
+        url=stack.outputs.get("Url", "").rstrip("/"), created=stack.created, updated=stack.updated,
+        target_data=state.data())
 
 
 def _invoked(outputs: Dict[str, str]) -> str:
@@ -67,10 +69,8 @@ def _invoked(outputs: Dict[str, str]) -> str:
     return f"{function}:{alias}" if function and alias else function
 
 
-def remote_deployments(known: Set[str]) -> List[Deployment]:
+def remote_deployments(known: Set[str], target_name: str = "aws") -> List[Discovered]:
     """Nimbus stacks in the default account/region whose names this registry does not hold."""
-    from .target import stack_status
-
     cached = _CACHE.get("stacks")
     if cached and time.monotonic() - cached[0] < CACHE_SECONDS:
         stacks, region = cached[1], cached[2]
@@ -87,14 +87,15 @@ def remote_deployments(known: Set[str]) -> List[Deployment]:
     found = []
     for stack in stacks:
         if stack.deployment and stack.deployment not in known:
-            status, detail = stack_status(stack)
-            detail = (detail + "; " if detail else "") + "deployed from another machine"
-            found.append(Deployment.from_record(record_from_stack(stack, region), status, detail))
+            status = stack_status(stack)
+            detail = (status.detail + "; " if status.detail else "") + "deployed from another machine"
+            found.append(Discovered(record_from_stack(stack, region, target_name), LiveStatus(status.state, detail)))
     return found
 
 
-def adopt(name: str, registry: Registry) -> Optional[Dict[str, Any]]:
-    """Put the Nimbus stack named for ``name`` (default account/region) into the registry, with its key."""
+def adopt(name: str, registry: Registry, target_name: str = "aws") -> Optional[DeploymentRecord]:
+    """The record of the Nimbus stack named for ``name`` (default account/region), its key saved beside
+    this machine's other keys; the caller puts it in the registry."""
     client = default_client()
     if client is None:
         return None
@@ -104,15 +105,12 @@ def adopt(name: str, registry: Registry) -> Optional[Dict[str, Any]]:
         return None
     if stack is None or stack.deployment != name:
         return None
-    record = record_from_stack(stack, client.region)
-    key_id = record["api_key_id"]
+    record = record_from_stack(stack, client.region, target_name)
+    key_id = AwsState.of(record).api_key_id
+    key_file = None
     if key_id:
-        from .target import write_key
-
         try:
-            record["key_file"] = str(write_key(registry.deployment_dir(name) / "api_key", client.api_key_value(key_id)))
+            key_file = str(write_secret(registry.deployment_dir(name) / "api_key", client.api_key_value(key_id)))
         except Exception:
             pass
-    record["updated"] = record["updated"] or time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    registry.put(record)
-    return record
+    return record.evolve(key_file=key_file, updated=record.updated or now_iso())

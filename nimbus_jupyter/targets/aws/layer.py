@@ -29,7 +29,7 @@ from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from ...errors import UserInputError
+from ...core.errors import UserInputError
 from .package import dir_size
 from .spec import ARCHITECTURES
 
@@ -149,7 +149,7 @@ def layer_key(pins: Sequence[str], python: str, arch: str, langs: Optional[Seque
 
 
 def default_cache_dir() -> Path:
-    from ...registry import nimbus_home
+    from ...core.paths import nimbus_home
 
     return nimbus_home() / "cache" / "layers"
 

@@ -13,11 +13,14 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
-from ...errors import UserInputError
-from ...operate import RollbackResult, VersionInfo, WindowStats
+from ...core.errors import UserInputError
+from ...core.loglines import ERROR_WORDS, LogLine, is_error
+from ...core.operate import HistoryRow, Metrics, RollbackOutcome, RollbackResult, WindowStats
+from ...core.records import DEPLOY, DeploymentRecord, HistoryEntry
 from .aws_client import AwsClient, LambdaVersion
 from .cost import month_to_date
 from .spec import parse_version_description
+from .state import AwsState
 
 WINDOWS = (("1h", 3600), ("24h", 86400))
 COLD_START_PATTERN = '"Init Duration"'
@@ -27,21 +30,24 @@ _REPORT = re.compile(r"REPORT RequestId:\s*(?P<id>\S+)\s+Duration:\s*(?P<duratio
                      r"Max Memory Used:\s*(?P<used>\d+) MB(?:\s+Init Duration:\s*(?P<init>[\d.]+) ms)?")
 
 
-def now_iso() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+def log_group_of(record: DeploymentRecord) -> str:
+    return AwsState.of(record).log_group_name
 
 
-# ----------------------------------------------------------------------------- names in the record
-def function_base(record: Dict[str, Any]) -> str:
-    """The unqualified function name (records before the alias have it in ``function_name`` alone)."""
-    name = record.get("lambda_function") or record.get("function_name") or ""
-    if name.startswith("arn:"):
-        return name.split(":")[6]
-    return name.split(":")[0]
+def error_pattern(errors: bool) -> str:
+    """A CloudWatch filter pattern for lines with any of ERROR_WORDS ("" for every line)."""
+    return " ".join(f'?"{word}"' for word in ERROR_WORDS) if errors else ""
 
 
-def log_group_of(record: Dict[str, Any]) -> str:
-    return record.get("log_group") or f"/aws/lambda/{function_base(record)}"
+def log_line(event: Dict[str, Any]) -> LogLine:
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event.get("timestamp", 0) / 1000))
+    return LogLine(stamp, str(event.get("message", "")).rstrip())
+
+
+def recent_logs(client: AwsClient, record: DeploymentRecord, start: float, errors: bool, limit: int) -> List[LogLine]:
+    """The function's CloudWatch log lines since ``start``; with ``errors``, only failures."""
+    lines = [log_line(e) for e in client.log_events(log_group_of(record), start, limit=limit, pattern=error_pattern(errors))]
+    return [line for line in lines if not errors or is_error(line.message)]
 
 
 # ----------------------------------------------------------------------------- versions and rollback
@@ -56,41 +62,42 @@ def nimbus_versions(versions: List[LambdaVersion]) -> Dict[int, LambdaVersion]:
     return found
 
 
-def _serving(client: AwsClient, record: Dict[str, Any], by_nimbus: Dict[int, LambdaVersion]) -> Tuple[int, Optional[str]]:
+def _serving(client: AwsClient, record: DeploymentRecord, by_nimbus: Dict[int, LambdaVersion]) -> Tuple[int, Optional[str]]:
     """(nimbus version, Lambda version) the alias points at now; the record's when AWS cannot say."""
-    alias = client.alias(function_base(record), record["alias_name"]) if record.get("alias_name") else None
+    state = AwsState.of(record)
+    alias = client.alias(state.function_base, state.alias_name) if state.alias_name else None
     if alias is not None:
         for number, version in by_nimbus.items():
             if version.version == alias.version:
                 return number, alias.version
-        return int(record.get("version", 0)), alias.version
-    return int(record.get("version", 0)), record.get("lambda_version")
+        return record.version, alias.version
+    return record.version, state.lambda_version
 
 
-def history(client: AwsClient, record: Dict[str, Any]) -> List[VersionInfo]:
-    """The record's deploys merged with the versions Lambda still has, oldest first."""
-    by_nimbus = nimbus_versions(client.lambda_versions(function_base(record)))
+def history(client: AwsClient, record: DeploymentRecord) -> List[HistoryRow]:
+    """Every deploy and rollback in the record, oldest first, after the versions Lambda has that the
+    record does not (deployed from elsewhere, or trimmed from the history); ``available``: Lambda still
+    has the version, ``serving``: the alias points at it (the last entry of that version)."""
+    by_nimbus = nimbus_versions(client.lambda_versions(AwsState.of(record).function_base))
     serving, _ = _serving(client, record, by_nimbus)
-    deployed: Dict[int, Dict[str, Any]] = {}
-    for entry in record.get("history", []):
-        if "rollback_from" not in entry:  # rollbacks are events, not versions
-            deployed.setdefault(int(entry["version"]), entry)
-    infos = []
-    for number in sorted(set(deployed) | set(by_nimbus)):
-        entry, lam = deployed.get(number), by_nimbus.get(number)
-        parsed = parse_version_description(lam.description) if lam else None
-        infos.append(VersionInfo(
-            version=number, created=entry["created"] if entry else lam.last_modified if lam else "",
-            by=entry.get("by", "") if entry else "", hash=entry["hash"] if entry else parsed[1] if parsed else "",
-            components=list(entry.get("components", [])) if entry else [], serving=number == serving,
-            available=lam is not None))
-    return infos
+    recorded = {e.version for e in record.history}
+    rows = []
+    for number in sorted(set(by_nimbus) - recorded):
+        lam = by_nimbus[number]
+        parsed = parse_version_description(lam.description)
+        entry = HistoryEntry(DEPLOY, number, lam.last_modified, "", parsed[1] if parsed else "", ref=lam.version)
+        rows.append(HistoryRow(entry, serving=number == serving, available=True))
+    last_serving = max((i for i, e in enumerate(record.history) if e.version == serving), default=-1)
+    rows += [HistoryRow(e, serving=i == last_serving, available=e.version in by_nimbus)
+             for i, e in enumerate(record.history)]
+    return rows
 
 
-def rollback(client: AwsClient, record: Dict[str, Any], to_version: Optional[Any] = None,
-             clock: Callable[[], float] = time.perf_counter) -> Tuple[Dict[str, Any], RollbackResult]:
+def rollback(client: AwsClient, record: DeploymentRecord, to_version: Optional[Any] = None,
+             clock: Callable[[], float] = time.perf_counter) -> RollbackOutcome:
     """Move the alias to the previous (or the named) nimbus version's Lambda version."""
-    name, alias_name, function = record["name"], record.get("alias_name"), function_base(record)
+    state = AwsState.of(record)
+    name, alias_name, function = record.name, state.alias_name, state.function_base
     if not alias_name:
         raise UserInputError(f"{name!r} was deployed before nimbus published Lambda versions behind an alias",
                              f"deploy it again once (%nimbus_deploy PIPELINE --name {name} --target aws); "
@@ -116,18 +123,17 @@ def rollback(client: AwsClient, record: Dict[str, Any], to_version: Optional[Any
     started = clock()
     moved = client.update_alias(function, alias_name, lambda_version)
     seconds = clock() - started
-    old = {e["version"]: e for e in record.get("history", []) if "rollback_from" not in e}.get(target, {})
+    old = {e.version: e for e in record.history if e.kind == DEPLOY}.get(target)
     parsed = parse_version_description(by_nimbus[target].description)
-    when = now_iso()
-    entry = {"version": target, "hash": old.get("hash") or (parsed[1] if parsed else ""), "created": when,
-             "components": list(old.get("components", record.get("components", []))),
-             "by": client.identity().arn, "rollback_from": serving, "lambda_version": lambda_version}
-    new = {**record, "version": target, "hash": entry["hash"], "components": entry["components"],
-           "lambda_version": moved.version, "alias_arn": moved.arn, "updated": when, "status": "ready",
-           "history": (list(record.get("history", [])) + [entry])[-20:]}
+    bundle_hash = old.hash if old and old.hash else (parsed[1] if parsed else "")
+    components = list(old.components) if old else list(record.components)
+    entry = HistoryEntry.rollback(target, serving, bundle_hash, components, client.identity().arn, ref=lambda_version)
+    moved_state = AwsState(**{**state.data(), "lambda_version": moved.version, "alias_arn": moved.arn})
+    new = record.with_entry(entry).evolve(version=target, hash=bundle_hash, components=components, updated=entry.when,
+                                          status="ready", target_data=moved_state.data())
     how = (f"moved the Lambda alias {alias_name!r} from version {serving_lambda or '?'} to {lambda_version}; no redeploy. "
            f"CloudFormation still has the alias at the deployed version: the next deploy moves it to that deploy's version")
-    return new, RollbackResult(name, "aws", serving, target, seconds, how)
+    return RollbackOutcome(new, RollbackResult(name, "aws", serving, target, seconds, how))
 
 
 def _version_number(value: Any) -> int:
@@ -170,11 +176,12 @@ def _query(qid: str, namespace: str, metric: str, dims: Dict[str, str], period: 
         "Period": period, "Stat": stat}}
 
 
-def _queries(record: Dict[str, Any], period: int, percentiles: bool) -> List[Dict[str, Any]]:
+def _queries(record: DeploymentRecord, period: int, percentiles: bool) -> List[Dict[str, Any]]:
     """Function-level Lambda metrics (all versions: what the deployment served and is billed for) and
     the REST API's (named after the stack)."""
-    fn = {"FunctionName": function_base(record)}
-    api = {"ApiName": record.get("stack_name") or f"nimbus-{record['name']}"}
+    state = AwsState.of(record)
+    fn = {"FunctionName": state.function_base}
+    api = {"ApiName": state.stack_name}
     queries = [_query("invocations", "AWS/Lambda", "Invocations", fn, period, "Sum"),
                _query("errors", "AWS/Lambda", "Errors", fn, period, "Sum"),
                _query("throttles", "AWS/Lambda", "Throttles", fn, period, "Sum"),
@@ -204,7 +211,7 @@ def _one(values: Optional[List[float]]) -> Optional[float]:
     return round(max(values), 2) if values else None
 
 
-def cold_start_times(client: AwsClient, record: Dict[str, Any], since: float, until: float) -> List[float]:
+def cold_start_times(client: AwsClient, record: DeploymentRecord, since: float, until: float) -> List[float]:
     """Epoch seconds of the REPORT lines with an Init Duration (each is one new execution environment)."""
     stamps = []
     for event in client.log_events(log_group_of(record), since, limit=COLD_START_LIMIT, pattern=COLD_START_PATTERN,
@@ -222,9 +229,8 @@ def month_start(now: float) -> float:
     return float(calendar.timegm((t.tm_year, t.tm_mon, 1, 0, 0, 0)))
 
 
-def metrics(client: AwsClient, record: Dict[str, Any], now: Optional[float] = None
-            ) -> Tuple[WindowStats, WindowStats, Optional[float], str]:
-    """(last hour, last day, cost this month in USD, how the cost was computed), from CloudWatch."""
+def metrics(client: AwsClient, record: DeploymentRecord, now: Optional[float] = None) -> Metrics:
+    """Last hour, last day, the cost this month in USD and how it was computed, from CloudWatch."""
     now = float(now if now is not None else time.time())
     end = now - now % 60 + 60  # the current minute included
     colds = cold_start_times(client, record, end - 86400, end)
@@ -234,26 +240,24 @@ def metrics(client: AwsClient, record: Dict[str, Any], now: Optional[float] = No
         stats.append(window_stats(window, values, sum(1 for t in colds if t >= end - seconds)))
     first = month_start(now)
     month = client.metric_data(_queries(record, 86400, percentiles=False), first, end)  # whole days from the 1st
-    options = record.get("options", {})
-    memory, arch = int(options.get("memory", 2048)), options.get("arch", "x86_64")
+    memory, arch = int(record.options.get("memory", 2048)), record.options.get("arch", "x86_64")
     cost = month_to_date(sum(month["duration"]), int(sum(month["invocations"])), int(sum(month["api_count"])), memory, arch)
-    return stats[0], stats[1], round(cost.usd, 6), f"{cost.text()}; {memory} MB {arch}; CloudWatch since {time.strftime('%Y-%m-%d', time.gmtime(first))}"
+    return Metrics(stats[0], stats[1], round(cost.usd, 6),
+                   f"{cost.text()}; {memory} MB {arch}; CloudWatch since {time.strftime('%Y-%m-%d', time.gmtime(first))}")
 
 
 # ----------------------------------------------------------------------------- following the log
-def follow_logs(client: AwsClient, record: Dict[str, Any], start: float, errors: bool, poll_seconds: float = 2.0,
+def follow_logs(client: AwsClient, record: DeploymentRecord, start: float, errors: bool, poll_seconds: float = 2.0,
                 max_poll_seconds: float = 10.0, lookback_seconds: float = 10.0,
-                sleep: Callable[[float], None] = time.sleep) -> Iterator[Any]:
+                sleep: Callable[[float], None] = time.sleep) -> Iterator[LogLine]:
     """New log lines as they arrive, until the caller stops (KeyboardInterrupt, or closing the iterator).
 
     Polls ``FilterLogEvents`` from the newest time seen minus ``lookback_seconds`` (CloudWatch can
     deliver an event late, with an older time) and drops events already yielded by their id; waits
     ``poll_seconds``, doubling up to ``max_poll_seconds`` while nothing comes.
     """
-    from ...logs import ERROR_WORDS, LogLine, is_error
-
     group = log_group_of(record)
-    pattern = " ".join(f'?"{word}"' for word in ERROR_WORDS) if errors else ""
+    pattern = error_pattern(errors)
     newest, seen = start, {}  # seen: event id -> its time, pruned to the lookback
     delay = poll_seconds
     while True:

@@ -13,7 +13,7 @@ import shutil
 from pathlib import Path
 from typing import Optional, Tuple
 
-from ...errors import UserInputError
+from ...core.errors import UserInputError
 from .spec import MODEL_INLINE, MODEL_S3
 
 MB = 1024 * 1024

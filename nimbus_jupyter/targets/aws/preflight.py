@@ -3,17 +3,53 @@
 Each check that fails names what is missing and the one command that fixes it. The only thing
 pre-flight changes on its own is installing the pinned CDK CLI into the package's cache (no AWS
 resource); bootstrapping the account is done by the deploy, with a line in the widget.
+
+What it finds goes into the plan as data (``PreflightFacts``: account, region, identity, CLI path,
+bootstrapped), so applying the plan needs nothing else. For a dry run (``lenient``) a check that fails
+is a fact too, "unknown: no credentials (...)", and the plan is still made.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from dataclasses import asdict, dataclass
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from ...errors import UserInputError
+from ...core.errors import UserInputError
 from .aws_client import AwsClient, Identity, make_session
 from .cdk_cli import ensure_cli, require_node
 
 Line = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PreflightFacts:
+    """What pre-flight found, as plain data (a plan's ``facts``); None where it could not be found."""
+
+    profile: Optional[str]
+    region: Optional[str]
+    account: Optional[str] = None
+    identity_arn: Optional[str] = None
+    node: Optional[str] = None
+    cli: Optional[str] = None  # the pinned CDK CLI's path
+    bootstrapped: Optional[bool] = None
+    unknown: str = ""  # why some facts are missing: "no credentials: ..." (only in a dry run's plan)
+
+    @property
+    def complete(self) -> bool:
+        return not self.unknown and None not in (self.region, self.account, self.identity_arn, self.cli, self.bootstrapped)
+
+    def text(self) -> str:
+        if self.account is None:
+            return f"unknown: {self.unknown}"
+        text = (f"account {self.account} in {self.region} as {self.identity_arn}; node {self.node}; "
+                f"CDK {'bootstrapped' if self.bootstrapped else 'not bootstrapped yet'}")
+        return f"{text}; unknown: {self.unknown}" if self.unknown else text
+
+    def to_json(self) -> Dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Dict[str, Any]) -> "PreflightFacts":
+        return cls(**data)
 
 
 @dataclass
@@ -25,9 +61,12 @@ class Preflight:
     bootstrapped: bool
     profile: Optional[str]
 
+    def facts(self) -> PreflightFacts:
+        return PreflightFacts(self.profile, self.identity.region, self.identity.account, self.identity.arn,
+                              self.node, self.cli, self.bootstrapped)
+
     def text(self) -> str:
-        return (f"account {self.identity.account} in {self.identity.region} as {self.identity.arn}; "
-                f"node {self.node}; CDK {'bootstrapped' if self.bootstrapped else 'not bootstrapped yet'}")
+        return self.facts().text()
 
 
 def resolve_session(profile: Optional[str], region: Optional[str]) -> Any:
@@ -77,3 +116,37 @@ def run_preflight(profile: Optional[str], region: Optional[str], on_line: Line =
     cli = ensure_cli(on_line)
     bootstrapped = client.bootstrap_version() is not None
     return Preflight(client, identity, cli, node, bootstrapped, profile)
+
+
+def read_preflight(profile: Optional[str], region: Optional[str], on_line: Line = lambda _l: None,
+                   lenient: bool = False) -> Tuple[PreflightFacts, Optional[AwsClient]]:
+    """``run_preflight`` as facts (and the client, when there are credentials). ``lenient`` (a dry run):
+    a failed check is recorded as unknown instead of raised, and the others still run."""
+    if not lenient:
+        found = run_preflight(profile, region, on_line)
+        return found.facts(), found.client
+    unknown: List[str] = []
+    client, identity, node, cli, bootstrapped = None, None, None, None, None
+    try:
+        client = AwsClient(resolve_session(profile, region))
+        identity = who_am_i(client, profile)
+        bootstrapped = client.bootstrap_version() is not None
+    except UserInputError as exc:
+        client = None
+        unknown.append(_short(exc.what))
+    except Exception as exc:  # AWS answered something unexpected: the plan says so
+        client = None
+        unknown.append(f"AWS could not be asked ({type(exc).__name__}: {str(exc)[:120]})")
+    try:
+        node = require_node()
+        cli = ensure_cli(on_line)
+    except UserInputError as exc:
+        unknown.append(_short(exc.what))
+    facts = PreflightFacts(profile, identity.region if identity else region, identity.account if identity else None,
+                           identity.arn if identity else None, node, cli, bootstrapped, "; ".join(unknown))
+    return facts, client
+
+
+def _short(what: str) -> str:
+    """"no AWS credentials found (looked in ...)" reads in a plan as "no credentials (...)"."""
+    return what.replace("no AWS credentials found", "no credentials", 1)

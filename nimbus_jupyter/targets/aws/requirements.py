@@ -12,7 +12,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, List, Set
 
-from ...errors import UserInputError
+from ...core.errors import UserInputError
 from ...runtime.loader import CODE_DIR
 
 ALWAYS_THERE = {"spacy", "nimbus_jupyter"}

@@ -20,7 +20,7 @@ import datetime as _dt
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
-from ...errors import UserInputError
+from ...core.errors import UserInputError
 
 READ_ON = "2026-12-01"
 SOURCE = ("AWS Lambda Developer Guide, 'Lambda runtimes' (supported and deprecated runtime tables), stored copy read "

@@ -19,7 +19,7 @@ from packaging.tags import Tag, compatible_tags, cpython_tags
 from packaging.utils import InvalidWheelFilename, canonicalize_name, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
-from ...errors import UserInputError
+from ...core.errors import UserInputError
 
 PIP_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
 DEFAULT_INDEX = "https://pypi.org/simple"
@@ -127,7 +127,7 @@ class WheelIndex:
 
 
 def default_index() -> WheelIndex:
-    from ...registry import nimbus_cache
+    from ...core.paths import nimbus_cache
 
     return WheelIndex(nimbus_cache() / "wheel-index")
 

@@ -1,35 +1,12 @@
 """The files of one local deployment, shared by the kernel side and the detached server."""
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, Optional
 
+from ...core.files import read_json, write_json_atomic, write_secret
 
-def write_json_atomic(path: Path, data: Dict[str, Any], mode: int = 0o600) -> None:
-    """Write to a temp file in the same directory, then rename: readers see old or new, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def read_json(path: Path) -> Optional[Dict[str, Any]]:
-    try:
-        return json.loads(path.read_text("utf-8"))
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
+__all__ = ["DeploymentFiles", "read_json", "write_json_atomic"]  # the server imports the file helpers from here
 
 
 @dataclass(frozen=True)
@@ -63,7 +40,4 @@ class DeploymentFiles:
         return self.api_key.read_text("utf-8").strip()
 
     def write_key(self, key: str) -> None:
-        fd = os.open(self.api_key, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(key)
-        os.chmod(self.api_key, 0o600)
+        write_secret(self.api_key, key)

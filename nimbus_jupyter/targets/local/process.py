@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional
 import psutil
 import requests
 
-from ...errors import DeployFailed
+from ...core.errors import DeployFailed
 from .files import DeploymentFiles, read_json
 
 START_TIMEOUT = 180.0

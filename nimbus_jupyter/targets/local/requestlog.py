@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional
 
-from ...logs import LogLine, is_error
+from ...core.loglines import LogLine, is_error
 
 MAX_READ_BYTES = 32 * 1024 * 1024  # logs() reads at most the last 32 MB of server.log
 KIND = "request"

@@ -3,13 +3,15 @@ on disk (the last KEEP_VERSIONS), and the server's in-place version switch (SIGH
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import List, Optional
 
-from ...errors import UserInputError
-from ...operate import RollbackResult, VersionInfo
+from ...core.errors import UserInputError
+from ...core.operate import HistoryRow, RollbackOutcome, RollbackResult
+from ...core.records import DeploymentRecord, HistoryEntry, current_user, now_iso
 from ...runtime.loader import read_manifest
 from .files import DeploymentFiles, read_json, write_json_atomic
 from .process import probe, start_server, switch_version
+from .state import LocalState
 
 
 def kept_versions(files: DeploymentFiles) -> List[int]:
@@ -20,22 +22,17 @@ def kept_versions(files: DeploymentFiles) -> List[int]:
                   if p.name.isdigit() and (p / "manifest.json").exists())
 
 
-def history(record: Dict[str, Any], files: DeploymentFiles) -> List[VersionInfo]:
-    """One entry per deploy or rollback, oldest first; the last one of the served version is ``serving``."""
+def history(record: DeploymentRecord, files: DeploymentFiles) -> List[HistoryRow]:
+    """One row per deploy or rollback, oldest first; the last one of the served version is ``serving``."""
     kept = set(kept_versions(files))
-    entries = record.get("history") or []
-    current = int(record.get("version", 0))
-    serving_index = max((i for i, h in enumerate(entries) if int(h["version"]) == current), default=-1)
-    return [VersionInfo(version=int(h["version"]), created=h.get("created", ""), by=h.get("by", ""),
-                        hash=h.get("hash", ""), components=list(h.get("components", [])),
-                        serving=i == serving_index, available=int(h["version"]) in kept,
-                        note=h.get("note", ""))
-            for i, h in enumerate(entries)]
+    entries = record.history
+    serving_index = max((i for i, e in enumerate(entries) if e.version == record.version), default=-1)
+    return [HistoryRow(e, serving=i == serving_index, available=e.version in kept) for i, e in enumerate(entries)]
 
 
-def choose(record: Dict[str, Any], files: DeploymentFiles, to_version: Optional[int]) -> int:
+def choose(record: DeploymentRecord, files: DeploymentFiles, to_version: Optional[int]) -> int:
     """The version to go back to: ``to_version``, else the newest kept one older than the current."""
-    name, current = record["name"], int(record["version"])
+    name, current = record.name, record.version
     kept = kept_versions(files)
     listing = ", ".join(f"v{v}" + (" (serving)" if v == current else "") for v in kept) or "none"
     if to_version is None:
@@ -52,15 +49,12 @@ def choose(record: Dict[str, Any], files: DeploymentFiles, to_version: Optional[
     return to_version
 
 
-def rollback(record: Dict[str, Any], files: DeploymentFiles,
-             to_version: Optional[int]) -> Tuple[Dict[str, Any], RollbackResult]:
+def rollback(record: DeploymentRecord, files: DeploymentFiles, to_version: Optional[int]) -> RollbackOutcome:
     """Point server.json at the chosen version and switch the running server to it (new workers load
     first, in-flight requests finish on the old ones); start the server when it is not running. On
     failure server.json is put back and the current version keeps serving."""
-    from .target import user
-
     target = choose(record, files, to_version)
-    current = int(record["version"])
+    current = record.version
     config = read_json(files.server_config) or {}
     running = probe(files)
     started = time.monotonic()
@@ -77,11 +71,10 @@ def rollback(record: Dict[str, Any], files: DeploymentFiles,
         raise
     seconds = time.monotonic() - started
     manifest = read_manifest(files.version_dir(target))
-    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    entry = {"version": target, "hash": manifest["hash"], "created": now, "components": manifest["components"],
-             "by": user(), "note": f"rollback from v{current}"}
-    new_record = {**record, "version": target, "hash": manifest["hash"], "lang": manifest["lang"],
-                  "components": manifest["components"], "size_bytes": manifest["size_bytes"],
-                  "url": f"http://127.0.0.1:{status['port']}", "port": status["port"], "pid": status["pid"],
-                  "status": "ready", "updated": now, "history": (list(record.get("history") or []) + [entry])[-20:]}
-    return new_record, RollbackResult(record["name"], "local", current, target, round(seconds, 3), how)
+    entry = HistoryEntry.rollback(target, current, manifest["hash"], manifest["components"], current_user())
+    state = LocalState(int(status["port"]), int(status["pid"]), LocalState.of(record).workers)
+    new = record.with_entry(entry).evolve(
+        version=target, hash=manifest["hash"], lang=manifest["lang"], components=list(manifest["components"]),
+        size_bytes=manifest["size_bytes"], url=f"http://127.0.0.1:{status['port']}", status="ready",
+        updated=now_iso(), target_data=state.data())
+    return RollbackOutcome(new, RollbackResult(record.name, "local", current, target, round(seconds, 3), how))

@@ -1,0 +1,102 @@
+"""The deployments there are: ``list_deployments``, ``get_deployment``, ``destroy``, over the registry and
+each target's ``live_status`` (and, for targets that can discover them, deployments made elsewhere)."""
+from __future__ import annotations
+
+from typing import Any, List, Optional
+
+from filelock import Timeout
+
+from ..core.errors import DeploymentNotFound, UserInputError
+from ..core.operate import LiveStatus
+from ..core.records import DeploymentRecord
+from ..core.registry import Registry
+from ..targets.base import Discoverable
+from ..targets.registry import catalog, get_target
+from .deployment import Deployment
+
+
+def acquire(registry: Registry, name: str, timeout: float, busy: str, todo: str) -> Any:
+    """The deployment's cross-kernel lock, held; the caller releases it. Busy means a UserInputError."""
+    lock = registry.lock_for(name)
+    try:
+        lock.acquire(timeout=timeout)
+    except Timeout:
+        raise UserInputError(busy, todo)
+    return lock
+
+
+def _live(record: DeploymentRecord, registry: Registry) -> Deployment:
+    try:
+        target = get_target(record.target, registry)
+    except UserInputError as exc:  # its target is not installed (any more), or failed to load: say so
+        return Deployment.from_record(record, LiveStatus("unknown", f"{exc.what}; {exc.todo}"), registry)
+    return Deployment.from_record(record, target.live_status(record), registry)
+
+
+def _discoverers(registry: Registry) -> List[Any]:
+    found = []
+    for name in catalog().classes:
+        target = get_target(name, registry)
+        if isinstance(target, Discoverable):
+            found.append(target)
+    return found
+
+
+def list_deployments(registry: Optional[Registry] = None, remote: bool = True) -> List[Deployment]:
+    """Every deployment in the registry, with its live status (probed, never assumed); with ``remote``,
+    also those the targets that can discover them find elsewhere (AWS: Nimbus stacks in the default
+    account/region that this machine did not deploy)."""
+    registry = registry or Registry()
+    found = [_live(record, registry) for record in registry.all()]
+    if remote:
+        for target in _discoverers(registry):
+            known = {d.name for d in found}
+            found += [Deployment.from_record(d.record, d.status, registry) for d in target.remote_deployments(known)]
+    return found
+
+
+def get_record(name: str, registry: Registry) -> DeploymentRecord:
+    """The registry record of ``name``; one made elsewhere that a target can discover is adopted into it."""
+    record = registry.get(name)
+    if record is None:
+        for target in _discoverers(registry):
+            record = target.adopt(name)
+            if record is not None:
+                registry.put(record)
+                break
+    if record is None:
+        known = ", ".join(r.name for r in registry.all()) or "none yet"
+        raise DeploymentNotFound(f"no deployment named {name!r} (deployments: {known})",
+                                 "check the name with %nimbus_list, or deploy it with %nimbus_deploy")
+    return record
+
+
+def get_deployment(name: str, registry: Optional[Registry] = None) -> Deployment:
+    registry = registry or Registry()
+    return _live(get_record(name, registry), registry)
+
+
+def destroy(name: str, registry: Optional[Registry] = None) -> str:
+    """Stop ``name``'s endpoint and remove everything it made; returns what was done."""
+    registry = registry or Registry()
+    record = get_record(name, registry)
+    lock = acquire(registry, name, 5, f"a deploy of {name!r} is running", "wait for it to finish, then destroy")
+    try:
+        done = get_target(record.target, registry).destroy(record)
+        registry.remove(name)
+        _forget_checkpoints(name, registry)
+    finally:
+        lock.release()
+    return f"destroyed {name!r}: {done}"
+
+
+def _forget_checkpoints(name: str, registry: Registry) -> None:
+    from .checkpoints import CheckpointStore
+
+    path = registry.home / "checkpoints.sqlite"
+    if path.exists():
+        store = CheckpointStore(path)
+        try:
+            store.forget(name)
+        finally:
+            store.close()

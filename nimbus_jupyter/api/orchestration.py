@@ -1,0 +1,202 @@
+"""Deploying: serialize, plan, execute the plan (apply it, or with ``dry_run`` only show it), smoke test,
+parity check. Targets know how; this module knows in which order, for every target alike.
+
+``run_deploy`` is the deploy itself, reporting to listeners; ``deploy`` returns the ``Deployment``.
+Views (the widget, the text view) are the faces' business: ``nimbus_jupyter.deploy`` and
+``%nimbus_deploy`` add one as a listener.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+from ..core.bundle import build_bundle, require_pipeline
+from ..core.errors import DeployFailed, UserInputError
+from ..core.plan import ApplyExecutor, BundleRef, DisplayOnlyExecutor, Plan
+from ..core.progress import SERIALIZE, SMOKE_TEST, Listener, Progress
+from ..core.records import DeploymentRecord
+from ..core.registry import Registry
+from ..core.staging import Staging
+from ..targets.base import DeployRequest
+from ..targets.registry import check_options, get_target
+from .deployment import Deployment
+from .deployments import acquire
+from .parity import ParityReport, check_parity
+
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+_TIMINGS: Dict[str, float] = {}  # bundle hash -> the kernel's seconds per text, measured once per process
+
+
+@dataclass
+class DeployResult:
+    """Everything a view shows after a deploy."""
+
+    deployment: Deployment
+    unchanged: bool
+    samples: List[str]
+    results: List[Dict[str, Any]]
+    fields: List[str]
+    parity: Optional[ParityReport]
+    plan: Optional[Plan] = None  # the plan that was applied
+
+
+def check_name(name: str) -> str:
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        suggestion = re.sub(r"[^a-z0-9-]+", "-", str(name).lower()).strip("-")[:40] or "my-pipeline"
+        if not suggestion[0].isalpha():
+            suggestion = "p-" + suggestion[:38]
+        raise UserInputError(
+            f"{name!r} is not a valid deployment name",
+            f"use lowercase letters, digits and hyphens, starting with a letter, at most 40 characters (e.g. {suggestion!r})",
+        )
+    return name
+
+
+def default_samples(nlp: Any) -> List[str]:
+    """spaCy's own example sentences for the pipeline's language, when the user gives none."""
+    import importlib
+
+    try:
+        sentences = importlib.import_module(f"spacy.lang.{nlp.lang}.examples").sentences
+        return list(sentences[:3])
+    except (ImportError, AttributeError):
+        return ["This is a sample text."]
+
+
+def deploy(nlp: Any, name: str, target: str = "local", *, samples: Optional[Sequence[str]] = None,
+           dry_run: bool = False, force: bool = False, namespace: Optional[Dict[str, Any]] = None,
+           listeners: Sequence[Listener] = (), registry: Optional[Registry] = None,
+           **target_options: Any) -> Union[Deployment, Plan]:
+    """Deploy ``nlp`` as ``name`` on ``target`` and return the ``Deployment`` (with ``dry_run``, the ``Plan``).
+
+    The returned deployment also carries ``unchanged``, ``samples``, ``sample_results``, ``parity`` and
+    ``plan``. ``target_options`` are the target's declared options (``workers`` on local; ``memory``,
+    ``region``, ... on aws): ``%nimbus_deploy?`` lists them by target.
+    """
+    outcome = run_deploy(nlp, name, target, samples=samples, dry_run=dry_run, force=force, namespace=namespace,
+                         listeners=listeners, registry=registry, **target_options)
+    return outcome if isinstance(outcome, Plan) else deployment_of(outcome)
+
+
+def deployment_of(result: DeployResult) -> Deployment:
+    """The result's deployment, carrying what the deploy found."""
+    deployment = result.deployment
+    deployment.unchanged, deployment.samples = result.unchanged, result.samples
+    deployment.sample_results, deployment.parity, deployment.plan = result.results, result.parity, result.plan
+    return deployment
+
+
+def run_deploy(
+    nlp: Any,
+    name: str,
+    target: str = "local",
+    *,
+    samples: Optional[Sequence[str]] = None,
+    dry_run: bool = False,
+    force: bool = False,
+    namespace: Optional[Dict[str, Any]] = None,
+    listeners: Sequence[Listener] = (),
+    registry: Optional[Registry] = None,
+    **target_options: Any,
+) -> Union[DeployResult, Plan]:
+    """The deploy itself, reporting to ``listeners``: one planner, then the apply executor (or, with
+    ``dry_run``, the display-only one). The staging directory is gone when this returns."""
+    require_pipeline(nlp, "the pipeline")
+    check_name(name)
+    options = check_options(target, target_options)
+    sample_texts = _check_samples(samples) if samples is not None else default_samples(nlp)
+    registry = registry or Registry()
+    tgt = get_target(target, registry)
+    progress = Progress(tgt.stages, listeners)
+    lock = acquire(registry, name, 1, f"another deploy or destroy of {name!r} is running (maybe in another kernel)",
+                   "wait for it to finish, then run this again")
+    try:
+        with Staging(registry.home) as staging:
+            with progress.stage(SERIALIZE) as stage:
+                bundle = build_bundle(nlp, staging.path("bundle"), name, namespace)
+                stage.detail = f"{bundle.size_bytes / 1e6:.1f} MB, hash {bundle.hash[:12]}"
+            current = registry.get(name)
+            _check_current(name, target, bundle.manifest, current, force)
+            request = DeployRequest(name, BundleRef.of(bundle, staging), current, options, staging, progress,
+                                    force=force, dry_run=dry_run,
+                                    timing=lambda: _timing(nlp, sample_texts, bundle.hash))
+            plan = tgt.plan(request)
+            if dry_run:
+                DisplayOnlyExecutor().execute(plan, progress)
+                return plan
+            record = ApplyExecutor(tgt.apply, registry.put).execute(plan, progress)
+            assert record is not None
+            return _smoke_test(nlp, record, plan, sample_texts, progress, registry)
+    finally:
+        lock.release()
+
+
+def _smoke_test(nlp: Any, record: DeploymentRecord, plan: Plan, texts: List[str], progress: Progress,
+                registry: Registry) -> DeployResult:
+    deployment = Deployment.from_record(record, registry=registry)
+    with progress.stage(SMOKE_TEST) as stage:
+        client = deployment.client(via="http")  # the public path: URL and key
+        try:
+            answer = client.predict(texts)
+        finally:
+            client.close()
+        if str(answer.get("version")) != str(plan.version):
+            raise DeployFailed(f"the endpoint serves version {answer.get('version')}, expected {plan.version}",
+                               "deploy again; if it persists, destroy and deploy", where="smoke test")
+        stage.detail = f"{len(texts)} sample(s) answered"
+    parity = check_parity(nlp, texts, answer["results"], answer["fields"])
+    return DeployResult(deployment, plan.noop, texts, answer["results"], answer["fields"], parity, plan)
+
+
+def _check_current(name: str, target: str, manifest: Dict[str, Any], current: Optional[DeploymentRecord],
+                   force: bool) -> None:
+    """A name is one deployment: on one target, serving one kind of pipeline (unless the user says --force)."""
+    if current is None:
+        return
+    if current.target != target:
+        raise UserInputError(f"{name!r} is deployed on target {current.target!r}",
+                             f"destroy it first (%nimbus_destroy {name}) or choose another --name")
+    mine, theirs = (manifest["lang"], list(manifest["components"])), (current.lang, list(current.components))
+    if mine != theirs and not force:
+        raise UserInputError(
+            f"the name {name!r} is taken by another pipeline ({theirs[0]}: {', '.join(theirs[1]) or 'no components'}); "
+            f"this one is {mine[0]}: {', '.join(mine[1]) or 'no components'}",
+            f"choose another --name, or add --force (force=True in Python) to replace {name!r} with this pipeline",
+        )
+
+
+def _timing(nlp: Any, texts: Sequence[str], bundle_hash: str) -> float:
+    """The kernel's time per text for this pipeline, measured once: a dry run and the deploy after it
+    make the same plan (the cost lines included)."""
+    if bundle_hash not in _TIMINGS:
+        _TIMINGS[bundle_hash] = seconds_per_text(nlp, texts)
+    return _TIMINGS[bundle_hash]
+
+
+def seconds_per_text(nlp: Any, texts: Sequence[str], budget: float = 0.3) -> float:
+    """The kernel's time per text on ``texts`` (repeated for about ``budget`` seconds), for cost estimates."""
+    import time
+
+    done, started = 0, time.perf_counter()
+    while True:
+        for _doc in nlp.pipe(texts):
+            done += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= budget or done >= 2000:
+            return elapsed / max(1, done)
+
+
+def _check_samples(samples: Any) -> List[str]:
+    if isinstance(samples, str):
+        samples = [samples]
+    try:
+        texts = list(samples)
+    except TypeError:
+        raise UserInputError(f"samples must be a list of strings, not {type(samples).__name__}", 'e.g. samples=["great product"]')
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if not texts or bad:
+        raise UserInputError("samples must be a non-empty list of non-empty strings"
+                             + (f" (item {bad[0]} is {texts[bad[0]]!r})" if bad else ""),
+                             'e.g. --samples "great product" "arrived broken"')
+    return texts[:20]

@@ -1,0 +1,28 @@
+"""Where Nimbus keeps its state: the home (``$NIMBUS_HOME``) and the cache of rebuildable artifacts."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+HOME_ENV = "NIMBUS_HOME"
+CACHE_ENV = "NIMBUS_CACHE"
+
+
+def nimbus_home() -> Path:
+    """``$NIMBUS_HOME``, default ``~/.nimbus_jupyter``, made private (0700): it holds API keys."""
+    return private_dir(Path(os.environ.get(HOME_ENV) or Path.home() / ".nimbus_jupyter"))
+
+
+def nimbus_cache() -> Path:
+    """Rebuildable artifacts (Lambda layers, the CDK CLI): ``$NIMBUS_CACHE``, default ``<home>/cache``."""
+    path = Path(os.environ.get(CACHE_ENV) or nimbus_home() / "cache")
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
+def private_dir(path: Path) -> Path:
+    """Create ``path`` as 0700, and tighten it if it exists with group/other access."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
+        os.chmod(path, 0o700)
+    return path

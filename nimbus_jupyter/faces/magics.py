@@ -1,0 +1,300 @@
+"""IPython magics: thin. Parse arguments, call the API, put results in the user namespace.
+
+User mistakes raise ``UsageError`` with what was wrong and what to do. ``%nimbus_deploy``'s per-target
+options are generated from what the targets declare (one argument group per target), again whenever
+the set of targets changes, so a target installed as a plugin gets its flags here without an edit.
+"""
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable
+from typing import Any, Dict, List, Optional, Tuple
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic_arguments import argument, argument_group, construct_parser, magic_arguments, parse_argstring
+
+from .. import api
+from ..core.bundle import require_pipeline
+from ..core.errors import UserInputError
+from ..core.plan import Plan
+from ..endpoint.transport import VIAS
+from ..targets.base import TargetOption
+from ..targets.registry import DEFAULT_TARGET, catalog
+from . import notebook
+
+
+def _usage(exc: UserInputError) -> UsageError:
+    return UsageError(str(exc))
+
+
+def _target_arguments() -> Tuple[List[Any], Dict[str, TargetOption]]:
+    """``--target`` and one argument group per target with its declared options, in source order; and
+    every option by name (an option two targets declare alike is one flag, in the first one's group)."""
+    classes = catalog().classes
+    owners: Dict[str, List[str]] = {}
+    for name, cls in classes.items():
+        for option in cls.options:
+            owners.setdefault(option.name, []).append(name)
+    generated: List[Any] = [argument("--target", default=DEFAULT_TARGET,
+                                     help=f"where to deploy: {', '.join(classes)} (default: {DEFAULT_TARGET})")]
+    options: Dict[str, TargetOption] = {}
+    for name, cls in classes.items():
+        generated.append(argument_group(f"{name} target", f"{cls.title}: with --target {name}"))
+        for option in cls.options:
+            if option.name in options:
+                continue
+            options[option.name] = option
+            also = [o for o in owners[option.name] if o != name]
+            generated.append(argument(option.flag, dest=option.name, **_argparse_kwargs(option, also)))
+    return generated, options
+
+
+def _argparse_kwargs(option: TargetOption, also: List[str]) -> Dict[str, Any]:
+    help_text = option.help + (f" (also for the {', '.join(also)} target)" if also else "")
+    if option.type == "bool":
+        return {"action": "store_true", "default": None, "help": help_text}
+    kwargs: Dict[str, Any] = {"default": None, "help": help_text}
+    kwargs["type"] = {"int": int, "float": float}.get(option.type, str)
+    if option.choices:
+        kwargs["choices"] = list(option.choices)
+    if option.metavar:
+        kwargs["metavar"] = option.metavar
+    return kwargs
+
+
+def _refresh_deploy_parser(func: Any) -> Dict[str, TargetOption]:
+    """Rebuild ``%nimbus_deploy``'s parser and help when the targets changed; the options by name."""
+    key = catalog().generation
+    if func._nimbus_key != key:
+        generated, options = _target_arguments()
+        # decorators are kept in the order they were applied (bottom-up); construct_parser reverses them
+        func.decorators = list(reversed(generated)) + func._nimbus_static
+        func.__doc__ = func._nimbus_doc
+        func.parser = construct_parser(func)
+        func._nimbus_options, func._nimbus_key = options, key
+    return func._nimbus_options
+
+
+def _with_target_options(func: Any) -> Any:
+    """Mark ``func`` (a magic_arguments magic) to get the targets' options, and keep ``%magic?`` current:
+    IPython asks an object's ``getdoc()`` before its ``__doc__``."""
+    func._nimbus_static = list(func.decorators)
+    func._nimbus_doc = func.__doc__
+    func._nimbus_key = None
+    func.getdoc = lambda: (_refresh_deploy_parser(func), func.__doc__)[1]
+    return func
+
+
+@magics_class
+class NimbusMagics(Magics):
+    @line_magic
+    @_with_target_options
+    @magic_arguments()
+    @argument("pipeline", help="the notebook variable holding the spaCy pipeline (a Language object), e.g. nlp")
+    @argument("--name", help="deployment name: lowercase letters, digits, hyphens (default: the variable name)")
+    @argument("--samples", nargs="+", metavar="TEXT", help="sample texts for the smoke test and the parity check")
+    @argument("--samples-from", metavar="VAR", help="a notebook variable (list or Series of strings) to take samples from")
+    @argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    @argument("--force", action="store_true", help="replace a deployment of the same name that serves another pipeline")
+    def nimbus_deploy(self, line: str) -> Any:
+        """Deploy a spaCy pipeline from this notebook and return the ``Deployment``.
+
+        Example: ``d = %nimbus_deploy nlp --name reviews --samples "great phone" "broke in a week"``
+        """
+        options = _refresh_deploy_parser(NimbusMagics.nimbus_deploy)
+        args = parse_argstring(self.nimbus_deploy, line)
+        nlp = self._variable(args.pipeline, "pipeline")
+        name = args.name or args.pipeline.replace("_", "-").lower()
+        samples = self._samples(args)
+        given = {key: vars(args)[key] for key in options if vars(args).get(key) is not None}
+        try:
+            require_pipeline(nlp, f"the variable {args.pipeline!r}")
+            outcome = notebook.deploy(nlp, name, args.target, samples=samples, dry_run=args.dry_run, force=args.force,
+                                      shell=self.shell, **given)
+        except UserInputError as exc:
+            raise _usage(exc)
+        return None if isinstance(outcome, Plan) else outcome
+
+    @cell_magic
+    @magic_arguments()
+    @argument("deployment", help="the deployment's name")
+    @argument("--out", metavar="VAR", help="put the result DataFrame in this notebook variable (else it is the cell's output)")
+    @argument("--column", metavar="COL", help="the column holding the texts, when the cell gives a DataFrame")
+    @argument("--fields", help="comma-separated fields: ents, cats, tokens, sents, spans (default: the pipeline's)")
+    @argument("--chunk-size", type=int, default=64, help="texts per request (default 64; also capped by the 6 MB payload limit)")
+    @argument("--concurrency", type=int, help="requests in flight (default: the endpoint's workers + 1)")
+    @argument("--no-resume", action="store_true", help="send every chunk again instead of reusing saved ones")
+    @argument("--via", metavar="invoke|http",
+              help="how to reach an AWS deployment: invoke (the default there: lambda.invoke with your AWS credentials, "
+                   "no API Gateway limits or per-request cost) or http (API Gateway with the API key); local is always http")
+    def nimbus_batch(self, line: str, cell: str) -> Any:
+        """Score the texts the cell body evaluates to (a Series, a list, or a DataFrame with --column).
+
+        Example::
+
+            %%nimbus_batch reviews --out scored
+            df["review"]
+        """
+        from ..api.batching import batch
+
+        args = parse_argstring(self.nimbus_batch, line)
+        if args.via is not None and args.via not in VIAS:
+            raise UsageError(f"--via {args.via}: choose invoke or http (or leave it out for the deployment's default)")
+        if args.out is not None and not args.out.isidentifier():
+            raise UsageError(f"--out {args.out}: not a valid variable name")
+        expression = cell.strip()
+        if not expression:
+            raise UsageError('the cell body is empty; write the texts to score, e.g. df["review"]')
+        try:
+            texts = eval(compile(expression, "<nimbus_batch cell>", "eval"), self.shell.user_ns)
+        except SyntaxError:
+            raise UsageError('the cell body must be one Python expression that gives the texts, e.g. df["review"]')
+        try:
+            frame = batch(texts, args.deployment, fields=args.fields, column=args.column, chunk_size=args.chunk_size,
+                          concurrency=args.concurrency, resume=not args.no_resume, via=args.via)
+        except UserInputError as exc:
+            raise _usage(exc)
+        print(frame.attrs["nimbus"].text())
+        if args.out:
+            self.shell.user_ns[args.out] = frame
+            return None
+        return frame
+
+    @line_magic
+    def nimbus_list(self, line: str = "") -> Any:
+        """Every deployment (name, target, status, URL, components, version, created) as a DataFrame."""
+        import pandas as pd
+
+        from .ui.render import deployments_rows
+
+        if line.strip():
+            raise UsageError("%nimbus_list takes no arguments")
+        rows = deployments_rows(api.list_deployments())
+        columns = ["name", "target", "status", "url", "components", "version", "created", "detail"]
+        return pd.DataFrame(rows, columns=columns)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    def nimbus_status(self, line: str) -> Any:
+        """Health (the endpoint probed now), requests, errors, throttles and p50/p99 latency over the last
+        hour and day, and the cost this month; returns the ``StatusReport``."""
+        from .ui.status_view import show_status
+
+        args = parse_argstring(self.nimbus_status, line)
+        try:
+            report = api.status_report(args.name)
+        except UserInputError as exc:
+            raise _usage(exc)
+        show_status(report, self.shell)
+        return report
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    def nimbus_history(self, line: str) -> Any:
+        """Every deploy and rollback of the deployment, oldest first, as a DataFrame (the same columns on
+        every target): kind, version, from_version, when, who, hash, components, note, ref (the target's
+        own name for the version), serving, available (can be rolled back to)."""
+        args = parse_argstring(self.nimbus_history, line)
+        try:
+            table = api.history(args.name)
+        except UserInputError as exc:
+            raise _usage(exc)
+        table["hash"] = table["hash"].str[:12]
+        table["components"] = table["components"].map(", ".join)
+        return table
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    @argument("--to", metavar="VERSION", help="the version to serve (default: the newest kept one older than the current)")
+    def nimbus_rollback(self, line: str) -> None:
+        """Serve an earlier version again, without a redeploy, and say how long the switch took."""
+        args = parse_argstring(self.nimbus_rollback, line)
+        try:
+            result = api.rollback(args.name, args.to)
+        except UserInputError as exc:
+            raise _usage(exc)
+        print(result.text())
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    def nimbus_destroy(self, line: str) -> None:
+        """Stop the deployment's endpoint and remove everything it made."""
+        args = parse_argstring(self.nimbus_destroy, line)
+        try:
+            print(api.destroy(args.name))
+        except UserInputError as exc:
+            raise _usage(exc)
+
+    @line_magic
+    @magic_arguments()
+    @argument("name", help="the deployment's name")
+    @argument("--since", default="1h", help="how far back: 90s, 15m, 1h, 2d (default 1h)")
+    @argument("--errors", action="store_true", help="only lines that report an error")
+    @argument("--limit", type=int, default=200, help="at most this many lines (default 200)")
+    @argument("--follow", action="store_true", help="then print new lines as they come, until you interrupt the kernel")
+    def nimbus_logs(self, line: str) -> None:
+        """Log lines of the deployment (aws: CloudWatch Logs; local: the server log): each request with
+        its id, status, duration and error; ``--follow`` streams until interrupted."""
+        from ..api.logs import recent_logs
+
+        args = parse_argstring(self.nimbus_logs, line)
+        if args.follow:
+            return self._follow(args)
+        try:
+            lines = recent_logs(args.name, since=args.since, errors=args.errors, limit=args.limit)
+        except UserInputError as exc:
+            raise _usage(exc)
+        if not lines:
+            print(f"no {'error ' if args.errors else ''}log lines for {args.name!r} in the last {args.since}")
+        for entry in lines:
+            print(entry.text())
+
+    def _follow(self, args: Any) -> None:
+        from ..api.logs import follow_logs
+
+        try:
+            stream = follow_logs(args.name, since=args.since, errors=args.errors)
+        except UserInputError as exc:
+            raise _usage(exc)
+        print(f"following {args.name!r}'s {'errors' if args.errors else 'log'} from the last {args.since} "
+              "(interrupt the kernel to stop)", flush=True)
+        try:
+            for entry in stream:
+                print(entry.text(), flush=True)
+        except KeyboardInterrupt:
+            pass  # the way to stop following: not an error
+        finally:
+            if isinstance(stream, Generator):
+                stream.close()  # a generator closes its file
+
+    # -- helpers -------------------------------------------------------------------------------------
+    def _variable(self, name: str, what: str) -> Any:
+        if not name.isidentifier():
+            raise UsageError(f"{name!r} is not a variable name; give the name of the notebook variable holding the {what}")
+        if name not in self.shell.user_ns:
+            raise UsageError(f"there is no variable {name!r} in this notebook; create it first, e.g. {name} = spacy.load(...)")
+        return self.shell.user_ns[name]
+
+    def _samples(self, args: Any) -> Optional[List[str]]:
+        if args.samples and args.samples_from:
+            raise UsageError("give either --samples or --samples-from, not both")
+        if args.samples_from:
+            value = self._variable(args.samples_from, "samples")
+            if isinstance(value, str) or not isinstance(value, Iterable):
+                raise UsageError(f"--samples-from {args.samples_from}: expected a list or Series of strings, got {type(value).__name__}")
+            values = list(value)[:5]
+            if not values or not all(isinstance(v, str) and v.strip() for v in values):
+                raise UsageError(f"--samples-from {args.samples_from}: the first items must be non-empty strings")
+            return values
+        return [_unquote(s) for s in args.samples] if args.samples else None
+
+
+def _unquote(text: str) -> str:
+    """IPython's argument splitter keeps the quotes around a quoted argument; drop them."""
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return text

@@ -1,0 +1,19 @@
+"""A target plugin that declares an option whose default is not of its type."""
+from nimbus_jupyter.targets.base import TargetOption
+
+
+class BadOptionTarget:
+    name = "badopt"
+    title = "Bad option"
+    stages = ("serialize", "start", "smoke test")
+    options = (TargetOption("replicas", "int", "three", "how many"),)
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    def plan(self, request): ...
+    def apply(self, plan, progress): ...
+    def destroy(self, record): ...
+    def live_status(self, record): ...
+    def logs(self, record, start, errors, limit): ...
+    def endpoint(self, record, via=None, *, retries=8, concurrency=10): ...

@@ -49,11 +49,15 @@ def test_the_key_is_compared_in_constant_time():
     assert "== self.key" not in source and "self.key ==" not in source
 
 
-def test_a_failing_request_logs_neither_its_text_nor_the_key(touchy):
+def test_a_failing_text_is_its_rows_error_and_neither_answer_nor_log_holds_it_or_the_key(touchy):
     answer = requests.post(f"{touchy.url}/predict", json={"texts": ["ok", SECRET_TEXT]},
                            headers={"x-api-key": touchy.api_key}, timeout=30)
-    assert answer.status_code == 500 and "request id" in answer.json()["message"]
-    assert SECRET_TEXT not in answer.text
+    assert answer.status_code == 200 and answer.json()["errors"] == 1
+    ok, failed = answer.json()["results"]
+    assert ok == {"cats": {"OK": 1.0}}
+    assert failed["error"]["type"] == "ValueError"
+    assert "redacted" in failed["error"]["message"] and "it contains EXPLODE" in failed["error"]["message"]
+    assert "Zanzibar-7f3e91" not in answer.text and "4111 1111" not in answer.text
     log = (Registry().deployment_dir("touchy") / "server.log").read_text("utf-8", "replace")
     assert "ValueError" in log and "redacted" in log  # the failure is logged, its text is not
     assert "Zanzibar-7f3e91" not in log and "4111 1111" not in log
@@ -64,10 +68,10 @@ def test_errors_and_reprs_never_carry_the_key(touchy):
     key = touchy.api_key
     assert key not in repr(touchy) and key not in str(touchy)
     with pytest.raises(EndpointError) as caught:
-        EndpointClient.over_http(touchy.url, key).predict([SECRET_TEXT])
-    assert key not in str(caught.value)
+        EndpointClient.over_http(touchy.url, key).predict([SECRET_TEXT], fields=["no-such-field"])  # a 400
+    assert key not in str(caught.value) and "no-such-field" in str(caught.value)
     with pytest.raises(EndpointError) as caught:
-        touchy.predict([SECRET_TEXT])  # through its target's transport, with its retries
+        touchy.predict([SECRET_TEXT], fields=["no-such-field"])  # through its target's transport: a 400
     assert key not in str(caught.value) and SECRET_TEXT not in str(caught.value)
     with pytest.raises(EndpointError) as caught:
         EndpointClient.over_http("http://127.0.0.1:9", key).predict(["x"])  # nothing listens on port 9

@@ -75,20 +75,33 @@ def test_v2_and_function_url_events_are_refused_naming_their_shape(loaded, funct
     assert (FUNCTION_URL if function_url else HTTP_V2) in body["message"] and "x-api-key" in body["message"]
 
 
-def test_a_raising_component_answers_500_and_writes_one_emf_metric_line(loaded, monkeypatch, capsys):
+def test_a_raising_component_makes_row_errors_and_writes_one_emf_metric_line(loaded, monkeypatch, capsys):
+    """The text the pipeline raises on is its row's error in a 200 (issue 13): Lambda counts no error, so
+    the handler counts each such row in the EMF metric the stack's alarm adds to Errors."""
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "nimbus-raiser")
     monkeypatch.setenv("NIMBUS_DEPLOYMENT", "raiser")
     ok = loaded.handler(rest_v1("POST", "/predict", {"texts": ["fine"]}), None)
     assert ok["statusCode"] == 200
     assert metrics.METRIC not in capsys.readouterr().out  # nothing counted for a good request
-    failed = loaded.handler(rest_v1("POST", "/predict", {"texts": ["this goes boom"]}), None)
-    assert failed["statusCode"] == 500
+    failed = loaded.handler(rest_v1("POST", "/predict", {"texts": ["this goes boom", "fine", "boom again"]}), None)
+    body = json.loads(failed["body"])
+    assert failed["statusCode"] == 200 and body["errors"] == 2 and "error" not in body["results"][1]
     lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
     assert len(lines) == 1
     directive = lines[0]["_aws"]["CloudWatchMetrics"][0]
     assert directive == {"Namespace": "Nimbus", "Dimensions": [["Deployment"]],
                          "Metrics": [{"Name": "PipelineErrors", "Unit": "Count"}]}
-    assert lines[0]["Deployment"] == "raiser" and lines[0]["PipelineErrors"] == 1
+    assert lines[0]["Deployment"] == "raiser" and lines[0]["PipelineErrors"] == 2
+
+
+def test_an_unexpected_500_is_counted_once(loaded, monkeypatch, capsys):
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "nimbus-raiser")
+    monkeypatch.setenv("NIMBUS_DEPLOYMENT", "raiser")
+    monkeypatch.setattr(runtime, "_predict", lambda state, event: 1 / 0)  # a fault of ours, not of a text
+    failed = loaded.handler(rest_v1("POST", "/predict", {"texts": ["fine"]}), None)
+    assert failed["statusCode"] == 500 and json.loads(failed["body"])["error"] == "internal"
+    lines = [json.loads(l) for l in capsys.readouterr().out.splitlines() if l.startswith("{")]
+    assert [line["PipelineErrors"] for line in lines] == [1]
 
 
 def test_no_metric_line_off_lambda(monkeypatch):

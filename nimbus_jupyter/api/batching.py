@@ -4,9 +4,11 @@ in order, checkpointed. Every input row gets exactly one result or one error.
 Requests go through the ``Transport`` the deployment's target gives (``Target.endpoint``): HTTP with
 the API key (``requests`` + urllib3 ``Retry``), or for AWS deployments direct ``lambda.invoke``
 (``endpoint/invoke.py``, botocore retries), the default there. Either retries throttling, 5xx and lost
-connections itself. A 4xx names bad input: a chunk that gets one is split in halves until the bad row
-is alone, so one bad text fails only its own row. Checkpoints do not depend on the transport: a batch
-interrupted over one resumes over the other.
+connections itself. A text that makes the pipeline raise comes back as its own row's error in the
+chunk's 200 answer (the runtime re-runs the chunk text by text), so nothing is retried or split for it.
+A 4xx names bad input (or an answer too large, 413): a chunk that gets one is split in halves until the
+bad row is alone, so one bad text fails only its own row. Checkpoints do not depend on the transport: a
+batch interrupted over one resumes over the other.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from .deployments import get_deployment
 
 _REQUEST_BUDGET = MAX_PAYLOAD_BYTES - 4096  # room for the envelope around the texts
 FIELD_COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens": ["tokens"], "sents": ["sents"], "spans": ["spans"]}
+# Any other field (``ext:NAME``, a Doc extension) gets one column of its own name.
 
 
 @dataclass
@@ -338,7 +341,10 @@ class _Runner:
         if reply.status == 200:
             results = reply.payload.get("results", []) if isinstance(reply.payload, dict) else []
             if len(results) == len(texts):
-                return [{"result": r} for r in results]
+                outcomes = [_outcome(r) for r in results]
+                if any("error" in o for o in outcomes):
+                    chunk.complete = False  # a pipeline exception may not happen again: re-run it on resume
+                return outcomes
             return [{"error": f"the endpoint returned {len(results)} results for {len(texts)} texts"} for _ in texts]
         if reply.status in RETRIABLE:
             chunk.complete = False
@@ -355,6 +361,15 @@ class _Runner:
                 self.throttled += throttled
 
 
+def _outcome(result: Any) -> Dict[str, Any]:
+    """One row of a 200 answer: its fields, or its own error (``{"error": {"type", "message"}}``)."""
+    error = result.get("error") if isinstance(result, dict) and len(result) == 1 else None
+    if isinstance(error, dict):
+        kind, message = error.get("type") or "Error", error.get("message") or ""
+        return {"error": f"{kind}: {message}" if message else str(kind)}
+    return {"result": result}
+
+
 # -- output -----------------------------------------------------------------------------------------
 def _place(outcomes: List[Optional[Dict[str, Any]]], chunk: _Chunk) -> None:
     for position, outcome in zip(chunk.positions, chunk.outcomes):
@@ -368,7 +383,7 @@ def _progress_bar(total: int, name: str) -> Any:
 
 
 def _frame(pd: Any, index: Any, values: List[Any], outcomes: List[Optional[Dict[str, Any]]], fields: List[str]) -> Any:
-    columns = ["text"] + [c for f in fields for c in FIELD_COLUMNS[f]] + ["error"]
+    columns = ["text"] + [c for f in fields for c in FIELD_COLUMNS.get(f, [f])] + ["error"]
     rows = []
     for value, outcome in zip(values, outcomes):
         outcome = outcome or {"error": "no result (internal error: please report)"}

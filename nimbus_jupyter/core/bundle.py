@@ -5,6 +5,12 @@ pipeline always gives the same hash and an unchanged redeploy can be recognised 
 vocabulary's string store is left out of the hash: it grows with every text the pipeline processes
 (a cache of hashed strings) while the pipeline itself stays the same. Components keep their labels
 and patterns in their own files, which the hash covers.
+
+"The same" means in any process: a file whose bytes depend on the process's string hashing rather
+than on the pipeline is hashed in a canonical form (the files written are spaCy's own, untouched).
+Of spaCy's built-in factories only the sentencizer has such state (its ``punct_chars`` set, in its
+JSON file and, when given as a list made from a set, in ``config.cfg``); tests/test_content_hash.py
+builds every built-in factory under several ``PYTHONHASHSEED``s to keep it that way.
 """
 from __future__ import annotations
 
@@ -16,8 +22,8 @@ import shutil
 import time
 from dataclasses import dataclass
 from importlib import metadata
-from pathlib import Path
-from typing import Any, Dict, Optional
+from pathlib import Path, PurePosixPath
+from typing import Any, Callable, Dict, List, Optional
 
 from .code_capture import capture_pipeline_code
 from .errors import UserInputError
@@ -66,7 +72,7 @@ def build_bundle(nlp: Any, dest: Path, name: str, namespace: Optional[Dict[str, 
         tmp.mkdir(parents=True, mode=0o700)
         nlp.to_disk(tmp / MODEL_DIR)
         code.write(tmp / CODE_DIR)
-        digest, size = _content_hash(tmp)
+        digest, size = _content_hash(tmp, _canonical_forms(nlp))
         manifest = {
             "format": BUNDLE_FORMAT,
             "name": name,
@@ -93,8 +99,13 @@ def load_manifest(path: Path) -> Dict[str, Any]:
     return json.loads((Path(path) / MANIFEST).read_text("utf-8"))
 
 
-def _content_hash(root: Path) -> tuple:
-    """sha256 over relative paths and bytes of every file, in a fixed order; and the total size."""
+Canonical = Callable[[bytes], bytes]
+
+
+def _content_hash(root: Path, canonical: Optional[Dict[str, Canonical]] = None) -> tuple:
+    """sha256 over relative paths and bytes of every file, in a fixed order; and the total size.
+    A file named in ``canonical`` is hashed in the form its function gives (see ``_canonical_forms``)."""
+    canonical = canonical or {}
     digest = hashlib.sha256()
     size = 0
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
@@ -103,9 +114,55 @@ def _content_hash(root: Path) -> tuple:
         size += len(data)
         if rel in _UNHASHED:
             continue
+        if rel in canonical:
+            data = canonical[rel](data)
         digest.update(rel.encode() + b"\0" + len(data).to_bytes(8, "big"))
         digest.update(data)
     return digest.hexdigest(), size
+
+
+def _canonical_forms(nlp: Any) -> Dict[str, Canonical]:
+    """The bundle files whose bytes spaCy writes in a per-process order, and how to hash them."""
+    from spacy.pipeline import Sentencizer
+
+    sentencizers = [name for name, pipe in nlp.components if isinstance(pipe, Sentencizer)]
+    forms: Dict[str, Canonical] = {}
+    for name in sentencizers:
+        # Sentencizer.to_disk writes list(self.punct_chars), a set, to <name> with a .json suffix
+        rel = PurePosixPath(MODEL_DIR, name).with_suffix(".json").as_posix()
+        forms[rel] = _sorted_json_list("punct_chars")
+    if sentencizers:
+        forms[f"{MODEL_DIR}/config.cfg"] = lambda data: _config_with_sorted_punct(data, sentencizers)
+    return forms
+
+
+def _sorted_json_list(key: str) -> Canonical:
+    def canonical(data: bytes) -> bytes:
+        try:
+            value = json.loads(data)
+        except ValueError:
+            return data
+        if isinstance(value, dict) and isinstance(value.get(key), list):
+            value[key] = sorted(value[key], key=str)
+        return json.dumps(value, sort_keys=True, ensure_ascii=False).encode("utf-8")
+    return canonical
+
+
+def _config_with_sorted_punct(data: bytes, components: List[str]) -> bytes:
+    """config.cfg with each sentencizer's ``punct_chars`` (a set to spaCy) sorted."""
+    from thinc.api import Config
+
+    try:
+        config = Config().from_str(data.decode("utf-8"), interpolate=False)
+    except Exception:  # not ours to judge: hash it as written
+        return data
+    changed = False
+    for name in components:
+        section = config.get("components", {}).get(name, {})
+        if isinstance(section.get("punct_chars"), list):
+            section["punct_chars"] = sorted(section["punct_chars"], key=str)
+            changed = True
+    return config.to_str().encode("utf-8") if changed else data
 
 
 def _package_versions(nlp: Any) -> Dict[str, str]:

@@ -160,7 +160,7 @@ class _Capture:
                 self.imports[name] = line
                 return
         if _is_literal(value):
-            self.literals[name] = repr(value)
+            self.literals[name] = _literal_source(value)
             return
         raise CodeCaptureError(
             f"component {component!r} uses the notebook variable {name!r} (in {owner}), a "
@@ -248,6 +248,22 @@ def _safe_import(module: str) -> Any:
         return importlib.import_module(module)
     except Exception:
         return None
+
+
+def _literal_source(value: Any) -> str:
+    """``repr(value)``, but a set's items in sorted order: a set's repr follows the process's string
+    hashing, and the captured code is part of the bundle's content hash."""
+    if isinstance(value, (set, frozenset)) and value:
+        items = ", ".join(sorted(_literal_source(v) for v in value))
+        return "{" + items + "}" if isinstance(value, set) else "frozenset({" + items + "})"
+    if isinstance(value, list):
+        return "[" + ", ".join(_literal_source(v) for v in value) + "]"
+    if isinstance(value, tuple):
+        inner = ", ".join(_literal_source(v) for v in value)
+        return "(" + inner + ("," if len(value) == 1 else "") + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_literal_source(k)}: {_literal_source(v)}" for k, v in value.items()) + "}"
+    return repr(value)
 
 
 def _is_literal(value: Any) -> bool:

@@ -11,8 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence
 
-from .fields import FIELDS
-from .limits import MAX_PAYLOAD_BYTES, MAX_TEXTS_PER_REQUEST
+from .fields import EXT_PREFIX, FIELDS, is_extension_field
+from .limits import MAX_PAYLOAD_BYTES, MAX_RESPONSE_BYTES, MAX_TEXTS_PER_REQUEST
 
 
 class ApiError(Exception):
@@ -124,9 +124,18 @@ def _parse_fields(fields: Any, allowed: Sequence[str], default: Sequence[str]) -
         raise ApiError(400, "bad_fields", f"'fields' is empty; leave it out for the default {list(default)} or name some of {list(FIELDS)}")
     out: List[str] = []
     for field in fields:
-        if field not in FIELDS:
-            raise ApiError(400, "unknown_field", f"unknown field {field!r}; choose from {list(FIELDS)}")
-        if field not in allowed:
+        if is_extension_field(field):
+            if field not in allowed:
+                have = [f for f in allowed if is_extension_field(f)]
+                raise ApiError(
+                    422, "field_unavailable",
+                    f"field {field!r} is not available: this pipeline registers no Doc extension "
+                    f"{field[len(EXT_PREFIX):]!r} (Doc.set_extension); its extension fields are {have}",
+                )
+        elif field not in FIELDS:
+            raise ApiError(400, "unknown_field", f"unknown field {field!r}; choose from {list(FIELDS)} "
+                                                 f"or '{EXT_PREFIX}NAME' for a Doc._.NAME extension")
+        elif field not in allowed:
             raise ApiError(
                 422, "field_unavailable",
                 f"field {field!r} is not available from this pipeline; it can give {list(allowed)}",
@@ -164,25 +173,43 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
                                   "items": {"type": "string"}},
                         "fields": {"type": "array", "minItems": 1,
                                    "items": {"type": "string", "enum": list(fields)},
-                                   "description": f"default: {list(default_fields)}"},
+                                   "description": f"default: {list(default_fields)}; 'ext:NAME' reads the Doc._.NAME "
+                                                  "extension a component of this pipeline sets"},
                     },
                 },
                 "Result": {
                     "type": "object",
+                    "description": "exactly the requested fields; an 'ext:NAME' field is the JSON value of Doc._.NAME",
                     "properties": {
                         "ents": {"type": "array", "items": span},
                         "cats": {"type": "object", "additionalProperties": {"type": "number"}},
                         "sents": {"type": "array", "items": span},
                         "spans": {"type": "object", "additionalProperties": {"type": "array", "items": span}},
                         "tokens": {"type": "array", "items": {"type": "object"}},
+                        **{f: {"description": f"the value of Doc._.{f[len(EXT_PREFIX):]} (any JSON)"}
+                           for f in fields if is_extension_field(f)},
                     },
                 },
+                "RowError": {
+                    "type": "object", "required": ["error"], "additionalProperties": False,
+                    "description": "this text's own failure: the pipeline raised on it (the other rows are "
+                                   "answered), or an ext: field's value is not JSON; the message never quotes the texts",
+                    "properties": {"error": {
+                        "type": "object", "required": ["type", "message"],
+                        "properties": {"type": {"type": "string", "description": "the exception's type, e.g. ValueError"},
+                                       "message": {"type": "string"},
+                                       "field": {"type": "string", "description": "the ext: field whose value is not JSON"}},
+                    }},
+                },
                 "PredictResponse": {
-                    "type": "object", "required": ["results"],
+                    "type": "object", "required": ["results", "errors"],
                     "properties": {
-                        "results": {"type": "array", "items": {"$ref": "#/components/schemas/Result"}},
+                        "results": {"type": "array", "description": "one per text, in input order",
+                                    "items": {"anyOf": [{"$ref": "#/components/schemas/Result"},
+                                                        {"$ref": "#/components/schemas/RowError"}]}},
                         "fields": {"type": "array", "items": {"type": "string"}},
                         "version": {"type": "string"},
+                        "errors": {"type": "integer", "description": "how many results are RowErrors"},
                     },
                 },
             },
@@ -198,7 +225,9 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
                         "schema": {"$ref": "#/components/schemas/PredictResponse"}}}},
                     **{code: {"description": why, "content": {"application/json": {"schema": error}}}
                        for code, why in [("400", "bad request"), ("401", "missing or wrong API key"),
-                                         ("413", "payload too large"), ("415", "not JSON"),
+                                         ("413", "payload too large, or the answer would be over Lambda's "
+                                                 f"{MAX_RESPONSE_BYTES:,}-byte response limit (response_too_large): "
+                                                 "split the texts"), ("415", "not JSON"),
                                          ("422", "field not available"), ("429", "throttled: retry later")]},
                 },
             }},

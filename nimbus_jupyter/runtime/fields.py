@@ -4,12 +4,18 @@ Component selection uses spaCy's own metadata (what each component assigns and r
 components listen to a shared tok2vec). A component whose effect cannot be known (no declared
 ``assigns``, or one that retokenizes) always runs, so results for the requested fields are the same
 as the full pipeline's.
+
+Besides the built-in fields, ``ext:NAME`` asks for the value of a ``Doc._.NAME`` extension attribute
+that the pipeline's code registered (``Doc.set_extension``); it must be JSON as it is (a value that is
+not is that row's error, never a silent conversion).
 """
 from __future__ import annotations
 
+import json
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Set
 
 FIELDS: tuple = ("ents", "cats", "tokens", "sents", "spans")
+EXT_PREFIX = "ext:"
 
 # Doc/Token attributes (spaCy's analysis names) each field reads. ``None``: every attribute.
 _FIELD_ATTRS: Dict[str, Optional[Set[str]]] = {
@@ -20,6 +26,19 @@ _FIELD_ATTRS: Dict[str, Optional[Set[str]]] = {
     "tokens": None,
 }
 _SENT_ATTRS = _FIELD_ATTRS["sents"] | {"token.dep", "token.head"}
+
+
+def extension_names() -> List[str]:
+    """The ``Doc._`` attributes registered in this process that a request may read: every extension
+    but methods (which need arguments). Read after the pipeline loaded: its components register them."""
+    from spacy.tokens.underscore import Underscore
+
+    return sorted(name for name, (_default, method, _getter, _setter) in Underscore.doc_extensions.items()
+                  if method is None and isinstance(name, str))
+
+
+def is_extension_field(field: str) -> bool:
+    return field.startswith(EXT_PREFIX)
 
 
 class PipelineFields:
@@ -49,8 +68,26 @@ class PipelineFields:
         return out or ["tokens"]
 
     def available_fields(self) -> List[str]:
-        """Every field a request may ask for: all but ``sents`` when nothing can set sentences."""
+        """Every built-in field a request may ask for: all but ``sents`` when nothing can set sentences."""
         return [f for f in FIELDS if f != "sents" or self.can_set_sentences()]
+
+    def extension_fields(self) -> List[str]:
+        """``ext:NAME`` for every Doc extension registered in this process (see ``extension_names``)."""
+        return [EXT_PREFIX + name for name in extension_names()]
+
+    def _attrs(self, field: str) -> Optional[Set[str]]:
+        """What ``field`` reads, in spaCy's analysis names; ``None``: it may read anything."""
+        if not is_extension_field(field):
+            return _FIELD_ATTRS[field]
+        from spacy.tokens import Doc
+
+        name = field[len(EXT_PREFIX):]
+        extension = Doc.get_extension(name)
+        attr = f"doc._.{name}"
+        # A getter computes from anything; an attribute nobody declares may be set by any component.
+        if extension is None or extension[2] is not None or not self._someone_assigns({attr}):
+            return None
+        return {attr}
 
     def can_set_sentences(self) -> bool:
         return self._someone_assigns(_SENT_ATTRS) or any(n in self._always for n in self.names)
@@ -62,7 +99,7 @@ class PipelineFields:
         """Components to run for ``fields``, in pipeline order."""
         wanted: Set[str] = set()
         for field in fields:
-            attrs = _FIELD_ATTRS[field]
+            attrs = self._attrs(field)
             if attrs is None:
                 return list(self.names)
             wanted |= attrs
@@ -92,6 +129,28 @@ class PipelineFields:
 
 class FieldUnavailable(Exception):
     """A requested field the pipeline did not set on this Doc (e.g. sentences without a parser)."""
+
+
+class NotJSON(TypeError):
+    """An ``ext:`` field whose value cannot be JSON as it is: the row's error, with the field named."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def _extension_value(doc: Any, field: str) -> Any:
+    name = field[len(EXT_PREFIX):]
+    value = doc._.get(name)
+    try:
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        kind = type(value)
+        what = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
+        raise NotJSON(field, f"Doc._.{name} is a {what} that is not JSON-serializable "
+                             f"({exc}); make the component store a str, number, bool, None, or a list or dict of "
+                             "those (e.g. float(x) or array.tolist())") from None
+    return value
 
 
 def _span(span: Any) -> Dict[str, Any]:
@@ -124,4 +183,6 @@ def doc_to_result(doc: Any, fields: Sequence[str]) -> Dict[str, Any]:
                 }
                 for t in doc
             ]
+        elif is_extension_field(field):
+            out[field] = _extension_value(doc, field)
     return out

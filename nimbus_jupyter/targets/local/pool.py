@@ -35,6 +35,7 @@ class Worker:
         self.env = env
         self.proc: Optional[asyncio.subprocess.Process] = None
         self.load_seconds = 0.0
+        self.extensions: List[str] = []  # the Doc extensions the pipeline registered as it loaded
 
     @property
     def pid(self) -> Optional[int]:
@@ -55,6 +56,7 @@ class Worker:
             await self.proc.wait()
             raise WorkerLoadError(hello["error"] + "\n" + hello.get("traceback", ""))
         self.load_seconds = hello["load_seconds"]
+        self.extensions = list(hello.get("extensions") or [])
 
     async def call(self, event: Dict[str, Any]) -> Dict[str, Any]:
         assert self.proc and self.proc.stdin and self.proc.stdout
@@ -165,6 +167,10 @@ class Pool:
         while (self._in_flight or self._waiting) and loop.time() < deadline:
             await asyncio.sleep(0.02)
         await asyncio.gather(*(w.stop() for w in self.workers))
+
+    @property
+    def extensions(self) -> List[str]:
+        return self.workers[0].extensions if self.workers else []
 
     def worker_pids(self) -> List[int]:
         return [w.pid for w in self.workers if w.pid and w.alive]

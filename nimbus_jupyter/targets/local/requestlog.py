@@ -31,12 +31,15 @@ def epoch_of(stamp: str) -> float:
 
 
 def request_line(request_id: str, method: str, route: str, status: int, duration_ms: float,
-                 texts: Optional[int], error: Optional[str]) -> str:
-    """The server's line for one answered request."""
+                 texts: Optional[int], error: Optional[str], row_errors: int = 0) -> str:
+    """The server's line for one answered request; ``row_errors``: rows of a 200 that are their
+    text's pipeline error (such a request counts as failed)."""
     entry: Dict[str, Any] = {"time": iso(time.time()), "kind": KIND, "request_id": request_id, "method": method,
                              "route": route, "status": status, "duration_ms": round(duration_ms, 2)}
     if texts is not None:
         entry["texts"] = texts
+    if row_errors:
+        entry["row_errors"] = row_errors
     if error is not None:
         entry["error"] = error[:300]
     return json.dumps(entry, separators=(",", ":"))
@@ -53,7 +56,7 @@ class Entry:
     @property
     def failed(self) -> bool:
         if self.request is not None:
-            return int(self.request.get("status", 0)) >= 400
+            return int(self.request.get("status", 0)) >= 400 or bool(self.request.get("row_errors"))
         return is_error(self.raw)
 
     def log_line(self) -> LogLine:
@@ -63,6 +66,8 @@ class Entry:
         parts = [f"{r.get('method', '')} {r.get('route', '')} {r.get('status')} {r.get('duration_ms')} ms"]
         if "texts" in r:
             parts.append(f"texts={r['texts']}")
+        if r.get("row_errors"):
+            parts.append(f"row_errors={r['row_errors']}")
         parts.append(f"id={r.get('request_id')}")
         if r.get("error"):
             parts.append(f"error={r['error']!r}")

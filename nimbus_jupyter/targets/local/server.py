@@ -4,7 +4,8 @@ worker processes that run the Lambda handler.
 Run as ``python -m nimbus_jupyter.targets.local.server DEPLOYMENT_DIR``. It outlives the kernel that
 started it. SIGHUP switches to the version named in ``server.json`` without dropping a request:
 the new workers load first, new requests go to them, and the old workers finish what they hold.
-Its state goes to ``status.json`` for the kernel side to read.
+Its state goes to ``status.json`` for the kernel side to read. HTTP itself (and its bounds: timeouts,
+head size, reading the rest of a body it refused so the refusal arrives) is ``front.py``'s.
 """
 from __future__ import annotations
 
@@ -19,22 +20,14 @@ import sys
 import time
 import traceback
 import uuid
-from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any, AsyncIterator, Dict, Optional
-
 from collections import Counter
-
-import uvicorn
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from pathlib import Path
+from typing import Any, Dict, Optional
 
 from ...runtime.limits import MAX_PAYLOAD_BYTES
 from ...runtime.loader import read_manifest
 from .files import DeploymentFiles, read_json, write_json_atomic
+from .front import BodyTimeout, BodyTooLarge, ClientGone, HttpFront, Limits, Request, Response, error_response
 from .pool import Pool, Saturated, WorkerDied, WorkerLoadError, worker_env
 from .requestlog import request_line
 from .stats import CONTENT_TYPE_LATEST, ServerMetrics, Windows, route_label
@@ -55,6 +48,7 @@ class LocalServer:
         self.reload_error: Optional[Dict[str, Any]] = None
         self._reloading = asyncio.Lock()
         self.counts: Counter = Counter()  # answers to /predict by status code, for health and tests
+        self.row_errors = 0  # rows answered as their own error (a text the pipeline raised on) in 200s
         self.windows = Windows()
         self.metrics = ServerMetrics(self._workers, lambda: str(self.config.get("version")), self.started)
 
@@ -113,7 +107,9 @@ class LocalServer:
             "instance": self.instance, "lang": self.manifest.get("lang"),
             "components": self.manifest.get("components"), "hash": self.manifest.get("hash"),
             "default_fields": self.manifest.get("fields", {}).get("default"),
+            "extensions": self.pool.extensions if self.pool else [],
             "requests": dict(self.counts),
+            "row_errors": self.row_errors,
             "workers": self._workers(),
             "uptime_seconds": round(time.time() - self.started, 1),
         }
@@ -133,62 +129,71 @@ class LocalServer:
         """Every request: answer it, count it, log one line for it (not for a healthy /health), and tag
         the answer with its id."""
         request_id = uuid.uuid4().hex
-        request.state.request_id = request_id
         started = time.perf_counter()
+        info: Dict[str, Any] = {}
         try:
-            response = await self._route(request)
+            response = await self._route(request, request_id, info)
         except Exception:  # a fault of ours: the traceback to the log, a JSON 500 to the caller
             print(f"nimbus: request {request_id} failed in the server:\n{traceback.format_exc()}", file=sys.stderr, flush=True)
             response = _error(500, "internal", f"the server failed on this request (request id {request_id}); see its log")
         seconds = time.perf_counter() - started
-        path, status = request.url.path, response.status_code
+        path, status = request.path, response.status
         route = route_label(path)
+        row_errors = int(info.get("row_errors") or 0)
         if path == "/predict":
             self.counts[str(status)] += 1
-            self.windows.record(status, seconds * 1000)
-        self.metrics.observe(route, status, seconds)
+            self.windows.record(status, seconds * 1000, pipeline_failed=row_errors > 0)
+        self.metrics.observe(route, status, seconds, row_errors)
         response.headers["x-nimbus-request-id"] = request_id
         if route == "/health" and status == 200:
             return response  # liveness probes (%nimbus_list, the sidebar's poll) would drown the log; counted above
-        _log(request_line(request_id, request.method, route, status, seconds * 1000,
-                          getattr(request.state, "texts", None), _error_message(response) if status >= 400 else None))
+        message = _error_message(response) if status >= 400 else None
+        if row_errors:
+            message = f"the pipeline failed on {row_errors} of {info.get('texts')} texts, answered as their rows' errors"
+        _log(request_line(request_id, request.method, route, status, seconds * 1000, info.get("texts"), message, row_errors))
         return response
 
-    async def _route(self, request: Request) -> Response:
-        path = request.url.path
+    async def _route(self, request: Request, request_id: str, info: Dict[str, Any]) -> Response:
+        path = request.path
+        if request.method not in _METHODS:  # before the key, as a router would: no route takes it
+            return _error(405, "method_not_allowed",
+                          f"{request.method} is not a method this endpoint takes; use {', '.join(_METHODS)}",
+                          {"Allow": ", ".join(_METHODS)})
         if path == "/health" and request.method == "GET":
-            return JSONResponse(self.health())
+            return Response.json(self.health())
         if path in ("/metrics", "/stats") and request.method == "GET":
             # Behind the key like every route but /health: they tell traffic, version and hash of a
             # pipeline to anyone who can reach the port, and a scraper can send a header.
             if not self._authorized(request):
                 return _unauthorized()
             if path == "/metrics":
-                return Response(self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE_LATEST})
-            return JSONResponse(self.stats())
-        return await self._answer(request)
+                return Response(200, self.metrics.exposition(), {"Content-Type": CONTENT_TYPE_LATEST})
+            return Response.json(self.stats())
+        return await self._answer(request, request_id, info)
 
     def _authorized(self, request: Request) -> bool:
-        provided = request.headers.get("x-api-key", "").encode()
+        provided = request.headers.get("x-api-key", "").encode("latin-1")
         return hmac.compare_digest(provided, self.key)
 
-    async def _answer(self, request: Request) -> Response:
+    async def _answer(self, request: Request, request_id: str, info: Dict[str, Any]) -> Response:
+        # The refusals below come before the body is read; the front reads and discards it afterwards,
+        # so a client still sending gets the answer rather than a reset.
         if not self._authorized(request):
             return _unauthorized()
         if self.pool is not None and self.pool.saturated:  # say so before reading a body nobody will run
             return _error(429, "throttled", "every worker is busy; retry with backoff", {"Retry-After": "1"})
-        declared = request.headers.get("content-length")
-        if declared and declared.isdigit() and int(declared) > MAX_PAYLOAD_BYTES:
-            return _too_large(int(declared))
-        body = bytearray()
+        declared = request.content_length
+        if declared is not None and declared > MAX_PAYLOAD_BYTES:
+            return _too_large(declared)
         try:
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_PAYLOAD_BYTES:
-                    return _too_large(len(body))
-        except ClientDisconnect:  # the client hung up mid-body: nobody to answer, nothing worth a traceback
+            body = await request.body(MAX_PAYLOAD_BYTES)
+        except BodyTooLarge as exc:
+            return _too_large(exc.size)
+        except BodyTimeout:
+            return _error(408, "request_timeout", "the request body did not arrive in time; send it at once")
+        except ClientGone:  # the client hung up mid-body: nobody to answer, nothing worth a traceback
             return _error(400, "client_disconnected", "the client closed the connection before sending the whole body")
-        event = self._event(request, bytes(body))
+        event = self._event(request, request_id, body)
         pool = self.pool
         if pool is None:
             return _error(503, "starting", "the endpoint is starting; retry in a moment", {"Retry-After": "1"})
@@ -199,12 +204,14 @@ class LocalServer:
         except WorkerDied:
             return _error(502, "worker_died", "the worker running this request died and is being replaced; retry",
                           {"Retry-After": "1"})
-        request.state.texts = result.get("nimbus_texts")  # set by the local worker: how many texts it ran
+        info["texts"] = result.get("nimbus_texts")  # set by the local worker: how many texts it ran
+        info["row_errors"] = result.get("nimbus_row_errors") or 0
+        self.row_errors += info["row_errors"]
         payload = result.get("body") or ""
         content = base64.b64decode(payload) if result.get("isBase64Encoded") else payload.encode("utf-8", "surrogatepass")
-        return Response(content, status_code=int(result.get("statusCode", 200)), headers=result.get("headers") or {})
+        return Response(int(result.get("statusCode", 200)), content, dict(result.get("headers") or {}))
 
-    def _event(self, request: Request, body: bytes) -> Dict[str, Any]:
+    def _event(self, request: Request, request_id: str, body: bytes) -> Dict[str, Any]:
         """The API Gateway REST proxy event for this request (the key stays out of it)."""
         try:
             text: Optional[str] = body.decode("utf-8")
@@ -212,37 +219,26 @@ class LocalServer:
         except UnicodeDecodeError:
             text, encoded = base64.b64encode(body).decode("ascii"), True
         headers = {k: v for k, v in request.headers.items() if k != "x-api-key"}
-        query = dict(request.query_params) or None
-        path = request.url.path
+        query = dict(request.query) or None
+        path = request.path
         return {
             "resource": path, "path": path, "httpMethod": request.method, "headers": headers,
             "multiValueHeaders": {k: [v] for k, v in headers.items()},
             "queryStringParameters": query, "pathParameters": None, "stageVariables": None,
             "requestContext": {
-                "requestId": request.state.request_id, "stage": "local", "path": path, "httpMethod": request.method,
+                "requestId": request_id, "stage": "local", "path": path, "httpMethod": request.method,
                 "requestTimeEpoch": int(time.time() * 1000),
-                "identity": {"sourceIp": request.client.host if request.client else "127.0.0.1"},
+                "identity": {"sourceIp": request.client or "127.0.0.1"},
             },
             "body": text if body else None, "isBase64Encoded": encoded,
         }
 
 
-def _error(status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None) -> JSONResponse:
-    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+def _error(status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None) -> Response:
+    return error_response(status, code, message, headers)
 
 
-async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    """Starlette's own refusals (e.g. 405 for a method the route does not take) in the contract's JSON shape."""
-    status = getattr(exc, "status_code", 400)
-    if status == 405:
-        return _error(405, "method_not_allowed",
-                      f"{request.method} is not a method this endpoint takes; use {', '.join(_METHODS)}",
-                      getattr(exc, "headers", None))
-    return _error(status, "bad_request", f"the request was refused: {getattr(exc, 'detail', exc)}",
-                  getattr(exc, "headers", None))
-
-
-def _unauthorized() -> JSONResponse:
+def _unauthorized() -> Response:
     return _error(401, "unauthorized", "missing or wrong API key; send it in the x-api-key header")
 
 
@@ -264,7 +260,7 @@ def _log(line: str) -> None:
         pass  # a full disk must not fail the request that was answered
 
 
-def _too_large(size: int) -> JSONResponse:
+def _too_large(size: int) -> Response:
     return _error(413, "payload_too_large",
                   f"the request body is {size:,} bytes or more, over the {MAX_PAYLOAD_BYTES:,}-byte limit of a "
                   "Lambda invocation; send fewer or shorter texts per request")
@@ -292,19 +288,27 @@ def main(deployment_dir: str) -> int:
     server = LocalServer(files)
     sock = _listen(int(config.get("port") or 0))
     server.port = sock.getsockname()[1]
+    try:
+        import uvloop  # the faster event loop (a dependency except on Windows); asyncio's otherwise
 
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await server.startup()
-        yield
-        await server.shutdown()
-
-    app = Starlette(routes=[Route("/{path:path}", server.handle, methods=_METHODS)], lifespan=lifespan,
-                    exception_handlers={HTTPException: _http_error})
-    uv = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on",
-                                       timeout_keep_alive=30, server_header=False))
-    uv.run(sockets=[sock])  # uvicorn picks its event loop (uvloop when installed)
+        uvloop.run(_serve(server, sock))
+    except ImportError:
+        asyncio.run(_serve(server, sock))
     return 0
+
+
+async def _serve(server: LocalServer, sock: socket.socket) -> None:
+    """Load the workers, serve until SIGTERM/SIGINT, then finish what is in flight and stop them."""
+    await server.startup()
+    front = HttpFront(server.handle, Limits.from_env())
+    await front.start(sock)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    await front.stop(grace=10.0)
+    await server.shutdown()
 
 
 if __name__ == "__main__":

@@ -62,12 +62,14 @@ class Windows:
         self.clock = clock
         self.buckets: Deque[_Bucket] = deque(maxlen=DAY_BUCKETS)
 
-    def record(self, status: int, duration_ms: float) -> None:
+    def record(self, status: int, duration_ms: float, pipeline_failed: bool = False) -> None:
+        """``pipeline_failed``: a 200 in which some rows are their text's pipeline error; it counts
+        in ``errors`` (the pipeline raised), as a function error does on AWS."""
         minute = int(self.clock() // BUCKET_SECONDS)
         if not self.buckets or self.buckets[-1].minute != minute:
             self.buckets.append(_Bucket(minute))
         bucket = self.buckets[-1]
-        for key in ("requests", status_class(status)):
+        for key in ("requests", "errors" if pipeline_failed else status_class(status)):
             bucket.counts[key] = bucket.counts.get(key, 0) + 1
         index = min(bisect.bisect_left(_BOUNDS_MS, duration_ms), len(_BOUNDS_MS) - 1)
         bucket.latency[index] = bucket.latency.get(index, 0) + 1
@@ -118,6 +120,8 @@ class ServerMetrics:
         self.latency = Histogram("nimbus_request_duration_seconds", "time from request to answer, by route",
                                  ["route"], buckets=_PROM_BUCKETS, registry=self.registry)
         self.throttled = Counter("nimbus_throttled", "429 answers: every worker was busy", registry=self.registry)
+        self.row_errors = Counter("nimbus_row_errors", "rows answered as their own error: the pipeline raised on "
+                                  "the text (the other rows of the request were answered)", registry=self.registry)
         gauge = Gauge("nimbus_workers", "worker processes by state", ["state"], registry=self.registry)
         for state in ("size", "busy", "queued", "replaced"):
             gauge.labels(state).set_function(lambda s=state: workers().get(s, 0))
@@ -128,11 +132,13 @@ class ServerMetrics:
         uptime = Gauge("nimbus_uptime_seconds", "seconds since the server started", registry=self.registry)
         uptime.set_function(lambda: time.time() - started)
 
-    def observe(self, route: str, status: int, seconds: float) -> None:
+    def observe(self, route: str, status: int, seconds: float, row_errors: int = 0) -> None:
         self.requests.labels(route, str(status)).inc()
         self.latency.labels(route).observe(seconds)
         if status == 429:
             self.throttled.inc()
+        if row_errors:
+            self.row_errors.inc(row_errors)
 
     def exposition(self) -> bytes:
         current = self._version_fn()

@@ -26,7 +26,8 @@ def main(bundle_dir: str) -> int:
         out.write(encode({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}))
         out.flush()
         return 1
-    out.write(encode({"ready": True, "load_seconds": loaded.load_seconds, "pid": os.getpid()}))
+    out.write(encode({"ready": True, "load_seconds": loaded.load_seconds, "pid": os.getpid(),
+                      "extensions": loaded.extensions}))
     out.flush()
     while True:
         try:
@@ -35,6 +36,7 @@ def main(bundle_dir: str) -> int:
             return 0  # the server closed our stdin: it is stopping or it died
         response = handler.handler(event, None)
         response["nimbus_texts"] = handler.texts_in_last_request()  # for the server's request log line
+        response["nimbus_row_errors"] = handler.rows_failed_in_last_request()
         out.write(encode(response))
         out.flush()
 

@@ -2,7 +2,7 @@
 
 Lambda function (the runtime + maybe the bundle) with the spaCy layer, the model as an S3 asset when it
 does not fit in the function, an API Gateway REST API whose every method needs the API key, a usage plan
-(throttle + monthly quota), an explicit log group with retention, and a role that can write its own logs
+(throttle + monthly quota) or, with ``auth`` iam, AWS_IAM authorization (SigV4) and the stage's throttle, an explicit log group with retention, and a role that can write its own logs
 and read its own model object, nothing else. ``cdk destroy`` removes all of it, logs included.
 
 Each deploy publishes a Lambda version (kept: RETAIN) and points the alias ``live`` at it; API Gateway
@@ -27,8 +27,10 @@ from constructs import Construct
 
 from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.runtime import metrics as runtime_metrics
+from nimbus_jupyter.targets.aws.checks import check_snapstart as check_snapstart_limits
 from nimbus_jupyter.targets.aws.runtimes import RUNTIMES
-from nimbus_jupyter.targets.aws.spec import ALIAS_NAME, ARCHITECTURES, HANDLER, MODEL_INLINE, MODEL_S3, StackSpec
+from nimbus_jupyter.targets.aws.spec import (ALIAS_NAME, ARCHITECTURES, AUTH_IAM, AUTHS, HANDLER, MODEL_INLINE, MODEL_S3,
+                                             StackSpec)
 
 STAGE_NAME = "v1"
 ROUTES = (("POST", "predict"), ("GET", "health"), ("GET", "openapi.json"))
@@ -37,8 +39,6 @@ _ARCH = {"x86_64": lambda_.Architecture.X86_64, "arm64": lambda_.Architecture.AR
 # Without this flag a change of the layer alone leaves the function's configuration hash unchanged, so
 # current_version publishes no new version and the alias keeps serving the old layer.
 RECOGNIZE_LAYER_VERSION = "@aws-cdk/aws-lambda:recognizeLayerVersion"
-SNAPSTART_MIN_PYTHON = (3, 12)
-SNAPSTART_MAX_TMP_MB = 512  # Lambda: SnapStart is not supported with more than 512 MB of ephemeral storage
 
 
 def acknowledge(construct: Any, rule: str, reason: str) -> None:
@@ -50,18 +50,8 @@ def acknowledge(construct: Any, rule: str, reason: str) -> None:
 
 
 def check_snapstart(spec: StackSpec) -> None:
-    """SnapStart for Python needs python3.12+ and at most 512 MB of /tmp; say which limit and what to do."""
-    if not spec.snapstart:
-        return
-    major, _, minor = spec.python.partition(".")
-    if (int(major), int(minor)) < SNAPSTART_MIN_PYTHON:
-        raise UserInputError(f"SnapStart needs the python3.12 runtime or newer, not python{spec.python}",
-                             "deploy with --python 3.12 (or newer), or without --snapstart", where="cdk_app")
-    if spec.ephemeral_storage_mb > SNAPSTART_MAX_TMP_MB:
-        raise UserInputError(f"SnapStart works only with /tmp of at most {SNAPSTART_MAX_TMP_MB} MB; this deployment needs "
-                             f"{spec.ephemeral_storage_mb} MB of /tmp",
-                             "deploy without --snapstart, or with a model small enough to ship inside the function",
-                             where="cdk_app")
+    """SnapStart for Python needs python3.12+ and at most 512 MB of /tmp (the planner checks it first)."""
+    check_snapstart_limits(spec.snapstart, spec.python, spec.ephemeral_storage_mb, where="cdk_app")
 
 
 def lambda_runtime(python: str) -> lambda_.Runtime:
@@ -100,6 +90,8 @@ class NimbusStack(cdk.Stack):
                                  f"use one of {ARCHITECTURES}", where="cdk_app")
         if spec.model_mode not in (MODEL_INLINE, MODEL_S3):
             raise UserInputError(f"model_mode {spec.model_mode!r} is unknown", "use 'inline' or 's3'", where="cdk_app")
+        if spec.auth not in AUTHS:
+            raise UserInputError(f"auth {spec.auth!r} is unknown", f"use one of {', '.join(AUTHS)}", where="cdk_app")
         if spec.model_mode == MODEL_S3 and not spec.model_dir:
             raise UserInputError("model_mode is 's3' but the spec has no model_dir",
                                  "set model_dir to the bundle directory", where="cdk_app")
@@ -169,12 +161,17 @@ class NimbusStack(cdk.Stack):
             cdk.Tags.of(self).add(key, value)
 
     def _api(self, spec: StackSpec) -> None:
-        """REST API with exactly the handler's routes, each behind the API key, and a usage plan."""
+        """REST API with exactly the handler's routes, each behind the API key and a usage plan (``auth``
+        key), or each with AWS_IAM authorization, SigV4-signed with the caller's credentials (``auth`` iam)."""
+        iam_auth = spec.auth == AUTH_IAM
         # Access logs in a log group of the stack's own. API Gateway writes them with the account's
         # CloudWatch role (one per account and region): the stack sets it and keeps it on destroy, since
         # other APIs of the account may log through it too.
         self.access_logs = logs.LogGroup(self, "AccessLogs", retention=retention(spec.log_retention_days),
                                          removal_policy=cdk.RemovalPolicy.DESTROY)
+        # With IAM there is no key for a usage plan to meter, so the throttle is the stage's own.
+        stage_throttle = (dict(throttling_rate_limit=spec.throttle_rate, throttling_burst_limit=spec.throttle_burst)
+                          if iam_auth else {})
         self.api = apigw.RestApi(
             self, "Api", rest_api_name=spec.stack_name, description=f"nimbus {spec.name}: spaCy pipeline endpoint",
             endpoint_types=[apigw.EndpointType.REGIONAL],
@@ -182,11 +179,12 @@ class NimbusStack(cdk.Stack):
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME, access_log_destination=apigw.LogGroupLogDestination(self.access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
-                    caller=False, http_method=True, ip=True, protocol=True, request_time=True, resource_path=True,
-                    response_length=True, status=True, user=False)))
+                    caller=iam_auth, http_method=True, ip=True, protocol=True, request_time=True, resource_path=True,
+                    response_length=True, status=True, user=iam_auth), **stage_throttle))
         acknowledge(self.api, "APIG2", "the handler validates every request body itself and answers the JSON 4xx errors "
                     "the endpoint's OpenAPI documents; API Gateway's validator would answer another error shape")
-        acknowledge(self.api.deployment_stage, "APIG3", "the API key, the usage plan's throttle and its monthly quota guard "
+        acknowledge(self.api.deployment_stage, "APIG3", ("AWS_IAM authorization and the stage's throttle" if iam_auth else
+                    "the API key, the usage plan's throttle and its monthly quota") + " guard "
                     "the endpoint; a WAF web ACL (from $5 a month) can be attached to the stage by the account's owner")
         acknowledge(self.api.deployment_stage, "APIG6", "access logs of every request go to the stack's own log group with "
                     "retention; execution logs would go to a group API Gateway creates outside the stack, kept forever")
@@ -198,10 +196,19 @@ class NimbusStack(cdk.Stack):
         # The alias, not $LATEST: the integration URI and the invoke permissions name it.
         integration = apigw.LambdaIntegration(self.alias, proxy=True, allow_test_invoke=False)
         for method, path in ROUTES:
+            if iam_auth:
+                created = self.api.root.add_resource(path).add_method(
+                    method, integration, authorization_type=apigw.AuthorizationType.IAM)
+                acknowledge(created, "COG4", "AWS_IAM authorization: callers sign with SigV4 using AWS credentials "
+                            "(notebooks and scripts), not Cognito users")
+                continue
             created = self.api.root.add_resource(path).add_method(method, integration, api_key_required=True)
             for rule in ("APIG4", "COG4"):
                 acknowledge(created, rule, "every method requires the deployment's API key (usage plan with throttle and "
                             "quota); the callers are notebooks and scripts, not Cognito users")
+        self.api_key = self.usage_plan = None
+        if iam_auth:
+            return
         self.api_key = apigw.ApiKey(self, "ApiKey", description=f"nimbus {spec.name}: the endpoint's key")
         quota = (apigw.QuotaSettings(limit=spec.quota_per_month, period=apigw.Period.MONTH)
                  if spec.quota_per_month is not None else None)
@@ -242,10 +249,15 @@ class NimbusStack(cdk.Stack):
     def _outputs(self) -> None:
         url = cdk.Fn.join("", ["https://", self.api.rest_api_id, ".execute-api.", cdk.Aws.REGION, ".",
                                cdk.Aws.URL_SUFFIX, "/", self.api.deployment_stage.stage_name])
-        outputs = {"Url": url, "ApiKeyId": self.api_key.key_id, "FunctionName": self.function.function_name,
+        outputs = {"Url": url, "FunctionName": self.function.function_name,
                    "FunctionArn": self.function.function_arn, "AliasName": ALIAS_NAME,
                    "AliasArn": self.alias.function_arn, "LayerArn": self.layer.layer_version_arn,
                    "LogGroupName": self.log_group.log_group_name}
+        if self.api_key is not None:
+            outputs["ApiKeyId"] = self.api_key.key_id
+            outputs["UsagePlanId"] = self.usage_plan.usage_plan_id  # where a rotated key is attached
+        else:  # what a caller's IAM policy allows (execute-api:Invoke) to call every route of the stage
+            outputs["InvokeArn"] = self.api.arn_for_execute_api(stage=STAGE_NAME)
         if self.model is not None:
             outputs["ModelObject"] = self.model.s3_object_url
         for name, value in outputs.items():

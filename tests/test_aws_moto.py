@@ -131,6 +131,31 @@ def test_a_dry_run_of_a_changed_pipeline_or_options_says_update(deployed: Dict[s
     assert deployed["registry"].get("reviews").version == 1  # dry runs change nothing
 
 
+def test_an_update_is_judged_against_the_live_functions_runtime(deployed: Dict[str, Any], textcat_nlp) -> None:
+    """The live-state fact ``runtime`` (GetFunctionConfiguration of the stack's function) goes to the
+    chooser: the plan says the stack moves off the runtime it runs, and an existing stack is judged by
+    AWS's update-block date."""
+    lam, function = boto3.client("lambda"), deployed["record"].target_data["lambda_function"]
+    deployed_runtime = lam.get_function_configuration(FunctionName=function)["Runtime"]
+    lam.update_function_configuration(FunctionName=function, Runtime="python3.12")
+    try:
+        plan = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=deployed["registry"],
+                          **{**OPTIONS, "memory": 2048})
+    finally:
+        lam.update_function_configuration(FunctionName=function, Runtime=deployed_runtime)
+    choice = plan.data["runtime_choice"]
+    assert plan.facts["runtime"] == "python3.12" and plan.data["stack_exists"] is True
+    assert choice["runtime"] == deployed_runtime and choice["how"] == "chosen"
+    assert f"the stack runs python3.12 now and moves to {deployed_runtime}" in choice["why"]
+    assert plan.notes[0] == next(iter(choice_lines(choice)))
+
+
+def choice_lines(choice: Dict[str, Any]) -> List[str]:
+    from nimbus_jupyter.targets.aws.runtimes import RuntimeChoice
+
+    return RuntimeChoice(**choice).lines()
+
+
 def test_ten_dry_runs_leave_no_staging_behind_and_keep_the_layer_cache(deployed: Dict[str, Any], textcat_nlp,
                                                                         shared_cache: Path) -> None:
     registry = deployed["registry"]

@@ -46,11 +46,12 @@ def _nag_report(root: Path) -> list:
             for p in report.get("pluginReports", []) for v in p.get("violations", [])]
 
 
-@pytest.mark.parametrize("inline,python", [(True, NEWEST), (False, "3.12"), (True, "3.11")])
-def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(tmp_path, inline, python):
+@pytest.mark.parametrize("inline,python,auth", [(True, NEWEST, "key"), (False, "3.12", "key"), (True, "3.11", "key"),
+                                              (True, NEWEST, "iam")])
+def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(tmp_path, inline, python, auth):
     root = tmp_path / "app"
     try:
-        _synth(root, inline, nag=True, python=python, alarm_email="ops@example.com")
+        _synth(root, inline, nag=True, python=python, alarm_email="ops@example.com", auth=auth)
     except Exception as exc:  # jsii raises ValidationFailed and writes the report beside the assembly
         pytest.fail(f"cdk-nag findings: {_nag_report(root)} ({str(exc)[:200]})")
 
@@ -58,7 +59,8 @@ def test_cdk_nag_aws_solutions_has_no_unacknowledged_finding(tmp_path, inline, p
 def test_cfn_lint_finds_no_error(tmp_path):
     for inline in (True, False):
         _, template = _synth(tmp_path / str(inline), inline, python=NEWEST, alarm_email="ops@example.com",
-                             snapstart=inline, ephemeral_storage_mb=512 if inline else 2048)
+                             snapstart=inline, ephemeral_storage_mb=512 if inline else 2048,
+                             auth="key" if inline else "iam")
         proc = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), "--format", "json", str(template)],
                               capture_output=True, text=True, timeout=300)
         findings = json.loads(proc.stdout or "[]")

@@ -192,6 +192,36 @@ def test_exactly_the_handler_routes_each_needing_the_api_key(inline, s3):
         template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
 
 
+@pytest.fixture(scope="module")
+def iam(tmp_path_factory):
+    """The inline deployment with ``--auth iam``."""
+    return _synth(tmp_path_factory, inline=True, auth="iam")
+
+
+def test_auth_iam_methods_use_aws_iam_and_no_key_or_usage_plan(iam):
+    _, template, raw = iam
+    methods = [r["Properties"] for r in raw["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
+    assert len(methods) == 3
+    assert all(m["AuthorizationType"] == "AWS_IAM" and not m.get("ApiKeyRequired") for m in methods), methods
+    for kind in ("AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey"):
+        template.resource_count_is(kind, 0)
+    # no usage plan to meter a key: the stage throttles every caller
+    template.has_resource_properties("AWS::ApiGateway::Stage", {"MethodSettings": Match.array_with([Match.object_like(
+        {"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40})])})
+    outputs = raw["Outputs"]
+    assert "ApiKeyId" not in outputs and "UsagePlanId" not in outputs
+    invoke_arn = json.dumps(outputs["InvokeArn"]["Value"])
+    assert "execute-api" in invoke_arn and "/v1/*/*" in invoke_arn
+
+
+def test_auth_key_methods_need_the_key_and_name_the_usage_plan(inline):
+    _, template, raw = inline
+    methods = [r["Properties"] for r in raw["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
+    assert all(m["AuthorizationType"] == "NONE" and m["ApiKeyRequired"] is True for m in methods)
+    plan_id, _ = _one(raw, "AWS::ApiGateway::UsagePlan")
+    inline[1].has_output("UsagePlanId", {"Value": {"Ref": plan_id}})
+
+
 def test_usage_plan_throttles_caps_the_month_and_holds_the_key(inline):
     _, template, raw = inline
     api_id, _ = _one(raw, "AWS::ApiGateway::RestApi")

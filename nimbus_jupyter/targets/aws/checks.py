@@ -2,7 +2,9 @@
 
 - reserved concurrency against GetAccountSettings (AWS keeps 100 executions unreserved per account);
 - S3 model mode: memory from the model's size, and init from a measured load time against the 10 s budget;
-- the smoke test's bounded wait for a new API key (API Gateway takes seconds to accept one).
+- SnapStart's limits (python3.12+, /tmp at most 512 MB);
+- the cold init a deploy should expect (imports plus the measured ``spacy.load``, scaled to the CPU share);
+- the bounded wait for a new API key (API Gateway takes seconds to accept one).
 Each raises UserInputError (before anything is created) or returns advice lines for the plan.
 """
 from __future__ import annotations
@@ -21,6 +23,9 @@ MEMORY_MAX_MB = 10_240
 # A loaded spaCy pipeline holds its weights unpacked plus Python's and spaCy's own: measured here as
 # about 2x the serialized model on top of ~220 MB for the interpreter, numpy, thinc and spaCy.
 BASE_RSS_MB, MODEL_RSS_FACTOR, MEMORY_HEADROOM = 220, 2.0, 1.25
+IMPORT_SECONDS = 0.9  # the layer's imports at init on one full vCPU (bench/RESULTS.md: 0.82 s median on x86_64)
+SNAPSTART_MIN_PYTHON = (3, 12)
+SNAPSTART_MAX_TMP_MB = 512  # Lambda: SnapStart is not supported with more than 512 MB of ephemeral storage
 S3_MB_PER_S = 80.0  # a conservative S3 GET throughput inside a Lambda (Lambda's network is 0.5-1 Gbit/s)
 UNZIP_MB_PER_S = 200.0
 WHERE = "pre-flight"
@@ -61,7 +66,30 @@ def _cpu_share(memory_mb: int) -> float:
     return min(1.0, memory_mb / FULL_VCPU_MB)
 
 
-def size_s3_model(model_bytes: int, memory_mb: int, load_seconds: float, import_seconds: float = 0.9,
+def init_seconds(memory_mb: int, load_seconds: float, import_seconds: float = IMPORT_SECONDS) -> float:
+    """Cold init of an inline model: imports and ``spacy.load`` (both measured on a full CPU) stretched by
+    the fraction of a vCPU Lambda gives ``memory_mb``."""
+    return (import_seconds + load_seconds) / _cpu_share(memory_mb)
+
+
+def check_snapstart(enabled: bool, python: str, ephemeral_mb: int, where: str = WHERE) -> Optional[str]:
+    """SnapStart for Python needs python3.12+ and at most 512 MB of /tmp; say which limit and what to do.
+    Returns the plan's line, or None when SnapStart is off."""
+    if not enabled:
+        return None
+    major, _, minor = python.partition(".")
+    if (int(major), int(minor)) < SNAPSTART_MIN_PYTHON:
+        raise UserInputError(f"SnapStart needs the python3.12 runtime or newer, not python{python}",
+                             "deploy with --python 3.12 (or newer), or without --snapstart", where)
+    if ephemeral_mb > SNAPSTART_MAX_TMP_MB:
+        raise UserInputError(f"SnapStart works only with /tmp of at most {SNAPSTART_MAX_TMP_MB} MB; this deployment needs "
+                             f"{ephemeral_mb} MB of /tmp",
+                             "deploy without --snapstart, or with a model small enough to ship inside the function", where)
+    return ("SnapStart on published versions: a cold start resumes from the snapshot taken when the version is "
+            "published (the after-restore hook reseeds random and numpy); publishing takes a few minutes longer")
+
+
+def size_s3_model(model_bytes: int, memory_mb: int, load_seconds: float, import_seconds: float = IMPORT_SECONDS,
                   memory_given: bool = False) -> ModelSizing:
     """Memory and init for a model loaded from S3 into /tmp at cold start.
 
@@ -82,7 +110,7 @@ def size_s3_model(model_bytes: int, memory_mb: int, load_seconds: float, import_
     memory = max(memory_mb, needed)
     cpu = _cpu_share(memory)
     download = model_mb / S3_MB_PER_S + model_mb / UNZIP_MB_PER_S
-    init = download + (import_seconds + load_seconds) / cpu
+    init = download + init_seconds(memory, load_seconds, import_seconds)
     lines = [f"model {model_mb:,.0f} MB from S3: memory {memory:,} MB (needs ~{needed:,}); init ~{init:.1f} s = "
              f"download+unzip {download:.1f} s + (import {import_seconds:.1f} s + load {load_seconds:.1f} s) / "
              f"{cpu:.2f} vCPU, of Lambda's {INIT_BUDGET_S:.0f} s"]

@@ -5,8 +5,8 @@ magics, the status widget and the sidebar render them. No logic of a target live
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional
 
 from .records import DeploymentRecord, HistoryEntry
 
@@ -118,6 +118,26 @@ class RollbackOutcome:
 
     record: DeploymentRecord
     result: RollbackResult
+
+
+@dataclass(frozen=True)
+class KeyRotation:
+    """What a target's ``rotate_key`` did: the record to store, the keys (ids, never values) and its steps."""
+
+    record: DeploymentRecord
+    old_key_id: str
+    new_key_id: str
+    old_key: str  # what became of the old key: "deleted", "disabled (the stack's own; destroy removes it)"
+    waited_s: float  # how long the new key took to be accepted
+    steps: List[str] = field(default_factory=list)
+
+    def text(self) -> str:
+        return (f"{self.record.name}: the API key is rotated: new key {self.new_key_id} works "
+                f"(accepted after {self.waited_s:.0f} s), in {self.record.key_file}; old key {self.old_key_id} "
+                f"{self.old_key}")
+
+    def __repr__(self) -> str:
+        return self.text()
 
 
 @dataclass(frozen=True)

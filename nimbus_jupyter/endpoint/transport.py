@@ -3,8 +3,9 @@
 Batching decides *what* to send (chunks, splitting, concurrency, checkpoints); a ``Transport`` only
 sends one request and says what came back, as an HTTP status and a decoded JSON payload. Two exist:
 
-- ``HttpTransport`` (here): the endpoint's HTTP contract with the API key, through ``requests`` and
-  urllib3's ``Retry``. The only way to a local deployment; for AWS it goes through API Gateway.
+- ``HttpTransport`` (here): the endpoint's HTTP contract with the API key (or, for an AWS deployment with
+  IAM auth, SigV4-signed by ``sigv4.SigV4Auth``), through ``requests`` and urllib3's ``Retry``. The only
+  way to a local deployment; for AWS it goes through API Gateway.
 - ``LambdaInvokeTransport`` (``invoke.py``): the same handler reached by ``lambda.invoke`` with the
   user's own AWS credentials, the default for AWS deployments (the target chooses: ``Target.endpoint``).
 
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, List, Optional, Protocol
+from typing import Any, Dict, List, Optional, Protocol
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -85,10 +86,13 @@ class HttpTransport:
 
     kind = "http"
 
-    def __init__(self, url: str, api_key: str, retries: int = 8, timeout: float = API_GATEWAY_TIMEOUT_SECONDS + 30) -> None:
+    def __init__(self, url: str, api_key: str, retries: int = 8, timeout: float = API_GATEWAY_TIMEOUT_SECONDS + 30,
+                 auth: Optional[requests.auth.AuthBase] = None) -> None:
+        """``auth`` signs each request (``SigV4Auth`` for IAM auth); ``api_key`` "" sends no x-api-key."""
         self.url = url.rstrip("/")
         self.where = self.url
         self.api_key = api_key
+        self.auth = auth
         self.timeout = timeout
         self.retry = Retry(total=None, connect=3, read=3, status=retries, other=0,
                            backoff_factor=0.1, backoff_max=10.0, backoff_jitter=0.1,
@@ -101,7 +105,7 @@ class HttpTransport:
     def check(self, method: str, path: str) -> Reply:
         try:
             with requests.Session() as session:
-                response = session.request(method, self.url + path, headers={"x-api-key": self.api_key},
+                response = session.request(method, self.url + path, headers=self._key_header(), auth=self.auth,
                                            timeout=CHECK_TIMEOUT_SECONDS)
                 payload = response.json()
         except (requests.RequestException, ValueError) as exc:
@@ -126,13 +130,17 @@ class HttpTransport:
                 session.close()
             self._sessions.clear()
 
+    def _key_header(self) -> Dict[str, str]:
+        return {"x-api-key": self.api_key} if self.api_key else {}
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
             session.mount("http://", HTTPAdapter(max_retries=self.retry, pool_maxsize=2))
             session.mount("https://", HTTPAdapter(max_retries=self.retry, pool_maxsize=2))
-            session.headers.update({"x-api-key": self.api_key, "Content-Type": "application/json"})
+            session.headers.update({**self._key_header(), "Content-Type": "application/json"})
+            session.auth = self.auth
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)

@@ -11,7 +11,8 @@ the sidebar's fields and the checks of ``deploy(**options)`` are generated from 
 - ``endpoint(record, via=None) -> Transport``: how batch scoring and the smoke test reach it.
 
 Optional capabilities are protocols of their own, checked with ``isinstance``: ``Operable`` (metrics,
-history, rollback, follow_logs) and ``Discoverable`` (deployments made elsewhere). A target is built
+history, rollback, follow_logs), ``Discoverable`` (deployments made elsewhere) and ``KeyRotating``
+(replace the API key without downtime). A target is built
 as ``TargetClass(registry)``; it keeps no state of a deploy between calls.
 """
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Prot
 from ..core.bundle import Bundle
 from ..core.errors import UserInputError
 from ..core.loglines import LogLine
-from ..core.operate import Discovered, HistoryRow, LiveStatus, Metrics, RollbackOutcome
+from ..core.operate import Discovered, HistoryRow, KeyRotation, LiveStatus, Metrics, RollbackOutcome
 from ..core.plan import BundleRef, Plan
 from ..core.progress import SERIALIZE, SMOKE_TEST, Progress
 from ..core.records import DeploymentRecord
@@ -202,7 +203,19 @@ class Discoverable(Protocol):
         """The record of a deployment named ``name`` made elsewhere (its key fetched), or None."""
 
 
-CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable}
+@runtime_checkable
+class KeyRotating(Protocol):
+    """``rotate_key`` / ``%nimbus_rotate_key``: a new API key made and proven to work while the old one still
+    does, the key file switched to it, then the old one removed. A target without it may say why (and what
+    to do instead) in a class attribute ``key_rotation_refusal = (what, todo)``."""
+
+    def rotate_key(self, record: DeploymentRecord, save: Callable[[DeploymentRecord], None],
+                   say: Callable[[str], None], timeout_s: float = 60.0) -> KeyRotation:
+        """Rotate; ``save`` stores the record as soon as the key file holds the new key (before the old one
+        goes), ``say`` reports each step, the wait for the new key is bounded by ``timeout_s``."""
+
+
+CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable, "rotate_key": KeyRotating}
 REQUIRED_METHODS = ("plan", "apply", "destroy", "live_status", "logs", "endpoint")
 
 

@@ -113,6 +113,43 @@ def test_function_layer_and_assets_exist(deployed: Dict[str, Any]) -> None:
     assert record.url.startswith("https://") and "execute-api.us-east-1.amazonaws.com" in record.url
 
 
+def test_the_deployed_layer_passes_the_lambda_harness(deployed: Dict[str, Any], textcat_nlp, tmp_path: Path) -> None:
+    """The layer this kernel deployed (python3.14 for a 3.11 kernel with numpy 2.4: its runtime is chosen),
+    run by the real awslambdaric in a clean interpreter of that runtime (tests/lambda_harness.py), with the
+    deployed options, predicts what the kernel predicts."""
+    import os
+
+    import lambda_harness as lh
+    from lambda_events import rest_v1
+    from nimbus_jupyter.core.bundle import build_bundle
+    from nimbus_jupyter.runtime.fields import doc_to_result
+    from nimbus_jupyter.targets.aws.package import build_function_code
+
+    spec = deployed["plan"].data["spec"]
+    try:
+        lh.interpreter(spec["python"], spec["arch"])
+    except lh.HarnessUnavailable as exc:
+        if "CI" in os.environ:
+            raise
+        pytest.skip(str(exc))
+    bundle = build_bundle(textcat_nlp, tmp_path / "bundle", "reviews")
+    code = build_function_code(bundle.path, tmp_path / "code", inline=True)
+    env = lh.Environment(layer_dir=Path(spec["layer_dir"]), code_dir=code, python=spec["python"], arch=spec["arch"],
+                         memory_mb=spec["memory_mb"], timeout_s=spec["timeout_s"], tmp_mb=spec["ephemeral_storage_mb"],
+                         env={"NIMBUS_BUNDLE_DIR": "/var/task/bundle", "NIMBUS_DEPLOYMENT": "reviews", "NIMBUS_VERSION": "1"})
+    with lh.RuntimeApi(timeout_s=env.timeout_s) as api:
+        function = lh.LambdaFunction(env, api, tmp_path / "function.log")
+        try:
+            function.start()
+            inv = function.invoke(rest_v1("POST", "/predict", {"texts": SAMPLES, "fields": ["cats", "ents"]}))
+        finally:
+            function.close()
+    assert inv.status == "ok" and inv.payload["statusCode"] == 200, (inv.error_type, inv.payload)
+    expected = [doc_to_result(doc, ["cats", "ents"]) for doc in textcat_nlp.pipe(SAMPLES)]
+    assert json.loads(inv.payload["body"])["results"] == json.loads(json.dumps(expected))
+    assert api.errors == 0 and spec["python"] not in ("3.10", "3.11")
+
+
 def test_a_dry_run_of_the_unchanged_deployment_says_nothing_to_change(deployed: Dict[str, Any], textcat_nlp) -> None:
     plan = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=deployed["registry"], **OPTIONS)
     assert plan.noop and plan.version == 1 and plan.facts["stack"] == "CREATE_COMPLETE"

@@ -56,6 +56,19 @@ def test_the_options_are_declared_on_the_target() -> None:
         check_options("aws", {"auth": "cognito"})
 
 
+def test_the_sidebar_and_the_magic_get_them_from_the_declaration(ip) -> None:
+    from nimbus_jupyter.targets.aws.target import AwsTarget
+
+    info = {o.name: o.info() for o in AwsTarget.options}
+    assert info["python"] == {"name": "python", "flag": "--python", "type": "choice", "default": None,
+                              "help": info["python"]["help"], "choices": ["3.12", "3.13", "3.14"], "metavar": "3.X"}
+    assert (info["snapstart"]["type"], info["snapstart"]["default"]) == ("bool", False)
+    assert (info["auth"]["choices"], info["auth"]["default"]) == (["key", "iam"], "key")
+    doc = " ".join(ip.find_line_magic("nimbus_deploy").getdoc().split())  # what %nimbus_deploy? shows
+    aws = doc[doc.index("aws target:"):]
+    assert "--python <3.X>" in aws and "--snapstart SnapStart on published" in aws and "--auth <{key,iam}>" in aws
+
+
 def test_python_asked_for_is_the_runtime_with_its_reason_in_the_plan(chosen) -> None:
     plan, _ = chosen
     choice = plan.data["runtime_choice"]

@@ -119,6 +119,40 @@ def test_http_api_v2_events_get_a_4xx_naming_their_shape(built, textcat_function
     assert inv.payload["statusCode"] == 400 and "Lambda function URL" in _body(inv)["message"]
 
 
+def _tokens_just_under_six_mb(nlp, n_texts: int = 1500):
+    """``n_texts`` texts whose ``tokens`` answer has a body under 6 MiB (the old, body-only check passed it)
+    and a serialized envelope over Lambda's 6,291,556 bytes (issue 12's 1,500-text case)."""
+    from nimbus_jupyter.runtime.limits import MAX_PAYLOAD_BYTES
+
+    for words in range(30, 60):
+        texts = [" ".join(f"w{i}x{j}" for j in range(words)) for i in range(n_texts)]
+        results = [doc_to_result(doc, ["tokens"]) for doc in nlp.pipe(texts)]
+        body = json.dumps({"results": results, "fields": ["tokens"], "version": "1", "errors": 0}, separators=(",", ":"))
+        if len(body) > MAX_PAYLOAD_BYTES - 150_000:
+            envelope = len(json.dumps({"statusCode": 200, "headers": {"Content-Type": "application/json"},
+                                       "body": body, "isBase64Encoded": False}))
+            assert len(body) < MAX_PAYLOAD_BYTES < lh.RESPONSE_LIMIT < envelope, (len(body), envelope)
+            return texts
+    raise AssertionError("no word count gives a body just under 6 MiB")
+
+
+def test_1500_texts_asking_for_tokens_get_the_413_style_error_not_a_crashed_runtime(built, textcat_function,
+                                                                                   textcat_nlp):
+    """Lambda measures the serialized response: the handler refuses an answer whose envelope is over
+    6,291,556 bytes with its own 413 JSON (which batch splits on), so the Runtime API never sees an oversize
+    response, the runtime client does not crash and Lambda counts no error."""
+    texts = _tokens_just_under_six_mb(textcat_nlp)
+    errors, starts = textcat_function.api.errors, textcat_function.cold_starts
+    inv = textcat_function.invoke(rest_v1("POST", "/predict", {"texts": texts, "fields": ["tokens"]}))
+    assert inv.status == "ok" and inv.runtime_status == 202, (inv.error_type, inv.payload)
+    assert inv.payload["statusCode"] == 413 and _body(inv)["error"] == "response_too_large"
+    assert "6,291,556-byte response limit" in _body(inv)["message"]
+    half = textcat_function.invoke(rest_v1("POST", "/predict", {"texts": texts[:750], "fields": ["tokens"]}))
+    assert half.payload["statusCode"] == 200 and len(_body(half)["results"]) == 750  # what batch's split sends
+    assert textcat_function.api.errors == errors and textcat_function.cold_starts == starts
+    assert textcat_function.process.poll() is None  # the same environment serves on
+
+
 def test_a_trained_tagger_parser_ner_pipeline_predicts_what_the_kernel_predicts(built, core_nlp, tmp_path):
     if built["arch"] != lh.HOST_ARCH:
         pytest.skip("native arch only: another cold start under qemu is most of a minute; textcat covers arm64")

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from ...core.errors import UserInputError
 from ...core.paths import nimbus_cache
 from ...core.plan import CREATE, KEEP, UPDATE, BundleRef, Change, Plan
 from ...core.records import DeploymentRecord
@@ -89,7 +90,7 @@ def plan(request: DeployRequest, target_name: str) -> Plan:
     else:  # past every version so far: after a rollback, the record's version is an older one
         version = max(current.versions_seen()) + 1
     # before anything is built: a reservation the account cannot give is refused here
-    concurrency_line = _check_concurrency(client, live, stack_opts["reserved_concurrency"], facts, known)
+    concurrency_line = _check_concurrency(client, live, stack_opts["reserved_concurrency"], facts, known, request.dry_run)
     # an existing stack is judged by AWS's update-block date, a new one by its create-block date; with no
     # credentials (a dry run) the registry's record stands in for the stack
     existing = live is not None or (client is None and current is not None)
@@ -109,25 +110,40 @@ def plan(request: DeployRequest, target_name: str) -> Plan:
 
 def _live_runtime(client: Optional[AwsClient], live: Optional[StackInfo]) -> Optional[str]:
     """The runtime the live stack's function runs ("python3.12"), or None (no stack, no credentials)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     function = live.outputs.get("FunctionName") if live is not None else None
     if client is None or not function:
         return None
-    config = client.function_configuration(function)
+    try:
+        config = client.function_configuration(function)
+    except (BotoCoreError, ClientError):  # no lambda:GetFunctionConfiguration: the choice just cannot name it
+        return None
     return config.get("Runtime") if config else None
 
 
 def _check_concurrency(client: Optional[AwsClient], live: Optional[StackInfo], requested: Optional[int],
-                       facts: PreflightFacts, known: Dict[str, Any]) -> Optional[str]:
+                       facts: PreflightFacts, known: Dict[str, Any], dry_run: bool) -> Optional[str]:
     """``--reserved-concurrency`` against GetAccountSettings (and what the live function holds, which an
     update gives back first): refused when the account cannot give it, else the plan's line. The account's
     figures go into the plan's facts."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     if requested is None:
         return None
     if client is None:
         return f"reserved concurrency {requested}: not checked against the account ({facts.unknown})"
-    limits = account_concurrency(client.client("lambda"))
     function = live.outputs.get("FunctionName") if live is not None else None
-    held = client.reserved_concurrency(function) if function else 0
+    try:
+        limits = account_concurrency(client.client("lambda"))
+        held = client.reserved_concurrency(function) if function else 0
+    except (BotoCoreError, ClientError) as exc:
+        why = f"{type(exc).__name__}: {str(exc)[:160]}"
+        if dry_run:
+            return f"reserved concurrency {requested}: not checked against the account ({why})"
+        raise UserInputError(f"the account's concurrency could not be read to check --reserved-concurrency {requested} "
+                             f"({why})", "allow lambda:GetAccountSettings and lambda:GetFunctionConcurrency, or leave "
+                             "out --reserved-concurrency", where="pre-flight")
     known["account_concurrency"] = {**limits, "function_reserved": held}
     return check_reserved_concurrency(requested, limits, held)
 

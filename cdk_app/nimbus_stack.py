@@ -2,8 +2,9 @@
 
 Lambda function (the runtime + maybe the bundle) with the spaCy layer, the model as an S3 asset when it
 does not fit in the function, an API Gateway REST API whose every method needs the API key, a usage plan
-(throttle + monthly quota) or, with ``auth`` iam, AWS_IAM authorization (SigV4) and the stage's throttle, an explicit log group with retention, and a role that can write its own logs
-and read its own model object, nothing else. ``cdk destroy`` removes all of it, logs included.
+(throttle + monthly quota) or, with ``auth`` iam, AWS_IAM authorization (SigV4) and the stage's throttle,
+an explicit log group with retention, and a role that can write its own logs and read its own model
+object, nothing else. ``cdk destroy`` removes all of it, logs included.
 
 Each deploy publishes a Lambda version (kept: RETAIN) and points the alias ``live`` at it; API Gateway
 and direct invokes call the alias, so a rollback moves the alias back to an older version with no

@@ -163,6 +163,34 @@ def test_the_magic_rotates_and_says_each_step(keyed, ip, capsys) -> None:
     assert _health(keyed["gateway"].url, Path(keyed["registry"].get("keyed").key_file).read_text()) == 200
 
 
+def test_another_machine_adopting_the_stack_gets_the_rotated_key(keyed, tmp_path, monkeypatch) -> None:
+    """The stack still names its own key (now disabled): adopting finds the enabled key rotate_key tagged."""
+    import json
+
+    from nimbus_jupyter.targets.aws import discover
+
+    registry, apigw = keyed["registry"], keyed["apigw"]
+    current = registry.get("keyed")
+    outputs = {"Url": keyed["gateway"].url, "ApiKeyId": keyed["stack_key"]["id"], "UsagePlanId": keyed["plan"],
+               "FunctionName": FUNCTION}
+    template = {"Resources": {"Marker": {"Type": "AWS::SSM::Parameter", "Properties": {"Name": "nimbus-keyed-marker", "Type": "String", "Value": "x"}}},
+                "Outputs": {k: {"Value": v} for k, v in outputs.items()}}
+    cloudformation = boto3.client("cloudformation")
+    cloudformation.create_stack(StackName="nimbus-keyed", TemplateBody=json.dumps(template),
+                                Tags=[{"Key": "nimbus:deployment", "Value": "keyed"},
+                                      {"Key": "nimbus:managed-by", "Value": "nimbus-jupyter"}])
+    try:
+        monkeypatch.setenv("NIMBUS_HOME", str(tmp_path / "other-machine"))
+        other = Registry()
+        adopted = discover.adopt("keyed", other)
+    finally:
+        cloudformation.delete_stack(StackName="nimbus-keyed")
+    assert adopted is not None and adopted.target_data["api_key_rotated"] is True
+    assert adopted.target_data["api_key_id"] == current.target_data["api_key_id"]
+    assert Path(adopted.key_file).read_text() == Path(current.key_file).read_text()
+    assert adopted.target_data["auth"] == "key" and adopted.target_data["usage_plan_id"] == keyed["plan"]
+
+
 def test_the_local_target_refuses_and_says_why_and_what_to_do(nimbus_home) -> None:
     registry = Registry()
     registry.put(DeploymentRecord("here", "local", url="http://127.0.0.1:1", version=1, status="ready",

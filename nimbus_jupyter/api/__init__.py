@@ -2,8 +2,8 @@
 
 ``orchestration``: deploy (serialize, plan, apply or show, smoke test, parity). ``deployments``: list,
 get, destroy. ``operate``: status, history, rollback. ``keys``: rotate an API key. ``batching`` (+
-``checkpoints``): score many texts. ``logs``: recent and followed log lines. ``deployment``: the ``Deployment`` handle. Views are
-not here: the faces add them as listeners.
+``checkpoints``): score many texts. ``logs``: recent and followed log lines. ``deployment``: the
+``Deployment`` handle. Views are not here: the faces add them as listeners.
 """
 from __future__ import annotations
 

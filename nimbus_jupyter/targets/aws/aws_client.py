@@ -196,6 +196,16 @@ class AwsClient:
             raise
         return {k: v for k, v in raw.items() if k != "ResponseMetadata"}
 
+    def rotated_key(self, deployment: str) -> Optional[str]:
+        """The id of the enabled key ``rotate_key`` made for ``deployment`` (tagged), or None."""
+        for page in self.client("apigateway").get_paginator("get_api_keys").paginate():
+            for item in page.get("items", []):
+                tags = item.get("tags") or {}
+                if (item.get("enabled") and tags.get(DEPLOYMENT_TAG) == deployment
+                        and f"{TAG_PREFIX}rotated-from" in tags):
+                    return str(item["id"])
+        return None
+
     def create_api_key(self, name: str, description: str, tags: Dict[str, str]) -> Dict[str, Any]:
         """A new enabled key with a value API Gateway generates: ``{"id", "value", ...}``."""
         return self.client("apigateway").create_api_key(name=name, description=description, enabled=True, tags=tags)

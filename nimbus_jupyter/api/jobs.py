@@ -317,5 +317,5 @@ def jobs_frame(jobs: List[Job]) -> Any:
             rows.append({"id": job.id, "deployment": job.deployment, "version": job.spec.version, "state": "unknown",
                          "progress": "", "failed": None, "started": job.spec.created, "output": job.output,
                          "target": job.spec.target, "detail": f"{type(exc).__name__}: {exc}"})
-    return pd.DataFrame(rows, columns=["id", "deployment", "version", "state", "progress", "failed", "started", "output",
+    return pd.DataFrame(rows, columns=["id", "deployment", "version", "state", "progress", "started", "output", "failed",
                                        "target", "detail"])

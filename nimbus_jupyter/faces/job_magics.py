@@ -41,7 +41,7 @@ class JobMagics(Magics):
 
     @line_magic
     @magic_arguments()
-    @argument("id", help="the job's id (from submit, or %nimbus_jobs)")
+    @argument("id", help="the job's id (from submit, or %%nimbus_jobs)")
     @argument("--cancel", action="store_true", help="stop the job; its finished shards stay in the output")
     def nimbus_job(self, line: str) -> Any:
         """A job's live status (a widget in a notebook, text elsewhere); ``--cancel`` stops it."""

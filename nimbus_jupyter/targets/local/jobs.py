@@ -57,14 +57,27 @@ def runner_lock(job_dir: Path) -> FileLock:
 
 
 def runner_alive(job_dir: Path) -> bool:
-    """Is a runner holding this job's lock now? (Taking and dropping the lock is the test.)"""
+    """Is a runner holding this job's lock now, or starting up to take it? (Taking and dropping the lock is
+    the test; the pid ``start_runner`` wrote counts only while that process runs this job's runner.)"""
     lock = runner_lock(job_dir)
     try:
         lock.acquire(timeout=0)
     except Timeout:
         return True
     lock.release()
-    return False
+    return _starting(job_dir)
+
+
+def _starting(job_dir: Path) -> bool:
+    import psutil
+
+    try:
+        pid = int((job_dir / "runner.pid").read_text("utf-8"))
+        process = psutil.Process(pid)
+        return (process.status() != psutil.STATUS_ZOMBIE and "nimbus_jupyter.targets.local.jobs_runner" in process.cmdline()
+                and str(job_dir) in process.cmdline())
+    except (OSError, ValueError, psutil.Error):
+        return False
 
 
 class LocalJobs:
@@ -240,6 +253,7 @@ def start_runner(job_dir: Path) -> int:
                                 start_new_session=True, close_fds=True, cwd=str(job_dir))
     finally:
         log.close()
+    (job_dir / "runner.pid").write_text(str(proc.pid), "utf-8")
     _children.append(proc)
     for child in list(_children):  # reap runners that ended, so none stays a zombie of this process
         if child.poll() is not None:

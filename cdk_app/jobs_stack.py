@@ -76,7 +76,7 @@ class NimbusJobsStack(cdk.Stack):
         manifest = sfn.CustomState(self, "WriteManifest", state_json=_invoke(
             {f"{MANIFEST_EVENT}.$": "$.shards", "job.$": "$.job"}, retry=True))
         self.state_machine = sfn.StateMachine(
-            self, "Jobs", definition_body=sfn.DefinitionBody.from_chainable(shards.next(manifest)),
+            self, "Jobs", state_machine_name=spec.stack_name, definition_body=sfn.DefinitionBody.from_chainable(shards.next(manifest)),
             role=self.role.without_policy_updates(), state_machine_type=sfn.StateMachineType.STANDARD,
             comment=f"nimbus {spec.name}: score a job's shards with the pinned function version",
             logs=sfn.LogOptions(destination=self.log_group, level=sfn.LogLevel.ERROR))

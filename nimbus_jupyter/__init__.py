@@ -2,7 +2,7 @@
 
 ``%load_ext nimbus_jupyter`` registers the magics. The Python API is ``deploy``, ``batch``, ``list_deployments``,
 ``get_deployment`` and ``destroy``; to operate what is deployed, ``status_report``, ``history``, ``rollback``,
-``recent_logs`` and ``follow_logs``. Imports are lazy so that the runtime's worker processes, which
+``recent_logs`` and ``follow_logs``; for detached batch jobs, ``submit``, ``get_job`` and ``list_jobs``. Imports are lazy so that the runtime's worker processes, which
 import this package, do not pay for IPython or widgets.
 
 This module is the facade on top of the layers (``runtime``, ``core``, ``endpoint``, ``targets``, ``api``,
@@ -15,7 +15,7 @@ from typing import Any
 
 __version__ = "0.1.0"
 __all__ = ["deploy", "batch", "list_deployments", "get_deployment", "destroy", "status_report", "history", "rollback",
-           "recent_logs", "follow_logs", "load_ipython_extension"]
+           "recent_logs", "follow_logs", "submit", "get_job", "list_jobs", "load_ipython_extension"]
 _FROM_API = ("list_deployments", "get_deployment", "destroy", "status_report", "history", "rollback", "recent_logs",
              "follow_logs")
 
@@ -23,7 +23,10 @@ _FROM_API = ("list_deployments", "get_deployment", "destroy", "status_report", "
 def load_ipython_extension(ipython: Any) -> None:
     from .faces.magics import NimbusMagics
 
+    from .faces.job_magics import JobMagics
+
     ipython.register_magics(NimbusMagics)
+    ipython.register_magics(JobMagics)
 
 
 def _jupyter_labextension_paths() -> list:
@@ -45,6 +48,10 @@ def __getattr__(name: str) -> Any:
         from . import api
 
         return getattr(api, name)
+    if name in ("submit", "get_job", "list_jobs"):
+        from .api import jobs
+
+        return getattr(jobs, name)
     if name == "batch":
         from .api.batching import batch
 

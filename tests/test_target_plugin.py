@@ -193,7 +193,7 @@ async def test_the_targets_route_lists_every_target_with_its_options(jp_fetch) -
     targets = {t["name"]: t for t in body["targets"]}
     assert list(targets) == ["local", "aws", "fake"]
     assert {name: t["capabilities"] for name, t in targets.items()} == {
-        "local": ["operate"], "aws": ["operate", "discover"], "fake": ["operate"]}
+        "local": ["operate", "jobs"], "aws": ["operate", "discover", "jobs"], "fake": ["operate"]}
     fake = targets["fake"]
     assert set(fake) == {"name", "title", "stages", "capabilities", "options"}
     assert fake["stages"] == ["serialize", "package", "start", "smoke test"]

@@ -127,6 +127,8 @@ class NimbusMagics(Magics):
     @argument("--via", metavar="invoke|http",
               help="how to reach an AWS deployment: invoke (the default there: lambda.invoke with your AWS credentials, "
                    "no API Gateway limits or per-request cost) or http (API Gateway with the API key); local is always http")
+    @argument("--detach", action="store_true", help="submit as a job that outlives the notebook (see %%nimbus_job)")
+    @argument("--output", metavar="PATH", help="with --detach: where the job writes its Parquet shards")
     def nimbus_batch(self, line: str, cell: str) -> Any:
         """Score the texts the cell body evaluates to (a Series, a list, or a DataFrame with --column).
 
@@ -149,6 +151,10 @@ class NimbusMagics(Magics):
             texts = eval(compile(expression, "<nimbus_batch cell>", "eval"), self.shell.user_ns)
         except SyntaxError:
             raise UsageError('the cell body must be one Python expression that gives the texts, e.g. df["review"]')
+        if args.detach or args.output:  # a job instead (faces/job_magics.py has the rest)
+            from .job_magics import submit_cell
+
+            return submit_cell(args, texts, self.shell)
         try:
             frame = batch(texts, args.deployment, fields=args.fields, column=args.column, chunk_size=args.chunk_size,
                           concurrency=args.concurrency, resume=not args.no_resume, via=args.via)

@@ -11,8 +11,9 @@ the sidebar's fields and the checks of ``deploy(**options)`` are generated from 
 - ``endpoint(record, via=None) -> Transport``: how batch scoring and the smoke test reach it.
 
 Optional capabilities are protocols of their own, checked with ``isinstance``: ``Operable`` (metrics,
-history, rollback, follow_logs) and ``Discoverable`` (deployments made elsewhere). A target is built
-as ``TargetClass(registry)``; it keeps no state of a deploy between calls.
+history, rollback, follow_logs), ``Discoverable`` (deployments made elsewhere) and ``Jobs`` (detached
+batch jobs: ``nimbus_jupyter.submit``). A target is built as ``TargetClass(registry)``; it keeps no
+state of a deploy between calls.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Prot
 
 from ..core.bundle import Bundle
 from ..core.errors import UserInputError
+from ..core.jobs import JobResult, JobSpec, JobStatus
 from ..core.loglines import LogLine
 from ..core.operate import Discovered, HistoryRow, LiveStatus, Metrics, RollbackOutcome
 from ..core.plan import BundleRef, Plan
@@ -202,7 +204,50 @@ class Discoverable(Protocol):
         """The record of a deployment named ``name`` made elsewhere (its key fetched), or None."""
 
 
-CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable}
+@dataclass(frozen=True)
+class JobPlan:
+    """What a submit would do, decided before anything runs: the spec (output settled, shards counted
+    where the target can), the lines submit shows, and the cost estimate (None: no cost, e.g. local)."""
+
+    spec: JobSpec
+    lines: List[str] = field(default_factory=list)
+    estimate_usd: Optional[float] = None
+    data: Dict[str, Any] = field(default_factory=dict)  # the target's own facts for submit_job (JSON)
+
+
+@runtime_checkable
+class Jobs(Protocol):
+    """Detached batch jobs (``submit``): the whole of a source scored through one deployment's pinned
+    version, written as Parquet shards and a manifest, running on without the notebook."""
+
+    def plan_job(self, record: DeploymentRecord, spec: JobSpec, overwrite: bool) -> JobPlan:
+        """Check everything a job needs (source, output, access) and estimate it; reads only. A problem is
+        one ``UserInputError`` before anything runs; an output holding results is one unless ``overwrite``."""
+
+    def submit_job(self, plan: JobPlan) -> JobSpec:
+        """Start the planned job and return at once; the spec as kept (with the target's references)."""
+
+    def job_status(self, spec: JobSpec) -> JobStatus:
+        """How far the job got, read now (the state, rows done/total/failed, rate, failures, cost)."""
+
+    def cancel_job(self, spec: JobSpec) -> JobStatus:
+        """Stop the job (finished shards stay in the output); its status afterwards."""
+
+    def resume_job(self, spec: JobSpec) -> JobStatus:
+        """Run a failed or cancelled job again, sending only what it has not finished."""
+
+    def job_result(self, spec: JobSpec) -> JobResult:
+        """Where the results are: the manifest and the shard files, as local files ready to read."""
+
+    def revive_job(self, spec: JobSpec) -> Optional[str]:
+        """Start again what should be running a job that is not finished but has stopped (a killed local
+        runner); a sentence saying what was done, or None when nothing was needed."""
+
+    def remote_jobs(self, known: Set[str]) -> List[JobSpec]:
+        """Jobs of this target submitted from elsewhere whose ids are not in ``known`` ([] when it cannot look)."""
+
+
+CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable, "jobs": Jobs}
 REQUIRED_METHODS = ("plan", "apply", "destroy", "live_status", "logs", "endpoint")
 
 

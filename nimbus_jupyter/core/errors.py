@@ -32,6 +32,10 @@ class DeploymentNotFound(UserInputError):
     """No deployment of that name in the registry."""
 
 
+class DeploymentGone(DeploymentNotFound):
+    """A ``Deployment`` handle whose deployment was destroyed (or replaced) since the handle was made."""
+
+
 class DeployFailed(NimbusError):
     """A deploy could not finish; nothing it started was left running."""
 

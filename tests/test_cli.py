@@ -232,3 +232,17 @@ def test_a_dead_endpoint_makes_status_exit_1(env, saved):
     done = nimbus(env, "status", "dead")
     assert done.returncode == 1 and "dead: down" in done.stdout
     ok(env, "destroy", "dead", "--yes")
+
+
+def test_the_readme_table_names_real_commands_and_flags(env):
+    import re
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| `nimbus ")]
+    assert len(rows) == 8
+    for row in rows:
+        usage = row.split("`")[1]
+        command = usage.split()[1]
+        help_text = ok(env, command, "--help").stdout
+        for flag in re.findall(r"--[a-z][a-z-]*", row.split(" | ")[0]):
+            assert flag in help_text, f"{flag} of `nimbus {command}` is in the README but not in its help"

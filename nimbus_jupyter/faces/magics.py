@@ -73,8 +73,8 @@ def _target_arguments(default_target: str = DEFAULT_TARGET) -> Tuple[List[Any], 
         for option in cls.options:
             owners.setdefault(option.name, []).append(name)
     generated: List[Any] = [argument("--target", default=None,
-                                     help=f"where to deploy: {', '.join(classes)} (default: {default_target}; "
-                                          "%%config NimbusMagics.default_target changes it)")]
+                                     help=f"where to deploy: {', '.join(classes)} (default: {default_target}). "
+                                          "%%config NimbusMagics.default_target = 'aws' sets another default")]
     options: Dict[str, TargetOption] = {}
     for name, cls in classes.items():
         generated.append(argument_group(f"{name} target", f"{cls.title}: with --target {name}"))

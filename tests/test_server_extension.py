@@ -12,7 +12,7 @@ from tornado.httpclient import HTTPClientError
 
 import nimbus_jupyter as nj
 from nimbus_jupyter.faces.server_extension.handlers import MAX_BODY_BYTES
-from pipelines import fails_on_pipeline
+from pipelines import dies_on_pipeline
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -138,11 +138,11 @@ async def test_the_endpoints_own_4xx_passes_through_with_its_message(jp_fetch, d
 
 
 async def test_a_failing_endpoint_is_a_502(jp_fetch, nimbus_home):
-    nj.deploy(fails_on_pipeline(), "boom", workers=1, samples=["fine"], show=False)
-    try:
+    nj.deploy(dies_on_pipeline(), "boom", workers=1, samples=["fine"], show=False)
+    try:  # the worker dies on this text: the endpoint answers 5xx (after the client's retries)
         status, body = await error_of(jp_fetch, "deployments", "boom", "predict", method="POST",
-                                      body=json.dumps({"texts": ["EXPLODE now"]}))
-        assert status == 502 and body["error"] == "endpoint_error" and "500" in body["message"]
+                                      body=json.dumps({"texts": ["DIE now"]}))
+        assert status == 502 and body["error"] == "endpoint_error" and "answered 50" in body["message"]
     finally:
         nj.destroy("boom")
 

@@ -45,7 +45,7 @@ RESERVED_NAMES = frozenset({"nlp", "name", "target", "samples", "samples_from", 
                             "namespace", "listeners", "shell", "registry", "pipeline", "origin", "widgets"})
 # ... nor a flag of %nimbus_deploy or of `nimbus deploy` (the CLI's --sample, --json, and --help everywhere)
 RESERVED_FLAGS = frozenset({"--name", "--target", "--samples", "--samples-from", "--dry-run", "--force", "--sample",
-                            "--json", "--help"})
+                            "--samples-column", "--json", "--help"})
 
 
 @dataclass(frozen=True)

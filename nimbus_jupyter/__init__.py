@@ -21,11 +21,11 @@ _FROM_API = ("list_deployments", "get_deployment", "destroy", "status_report", "
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    from .faces.magics import NimbusMagics
+    from .faces.magics import load
 
     from .faces.job_magics import JobMagics
 
-    ipython.register_magics(NimbusMagics)
+    load(ipython)
     ipython.register_magics(JobMagics)
 
 

@@ -42,8 +42,10 @@ _TYPE_WORDS = {"int": "a whole number", "float": "a number", "str": "a string", 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # deploy()'s and %nimbus_deploy's own parameters: no target option may take these names or flags
 RESERVED_NAMES = frozenset({"nlp", "name", "target", "samples", "samples_from", "dry_run", "force", "show",
-                            "namespace", "listeners", "shell", "registry", "pipeline"})
-RESERVED_FLAGS = frozenset({"--name", "--target", "--samples", "--samples-from", "--dry-run", "--force"})
+                            "namespace", "listeners", "shell", "registry", "pipeline", "origin", "widgets"})
+# ... nor a flag of %nimbus_deploy or of `nimbus deploy` (the CLI's --sample, --json, and --help everywhere)
+RESERVED_FLAGS = frozenset({"--name", "--target", "--samples", "--samples-from", "--dry-run", "--force", "--sample",
+                            "--samples-column", "--json", "--help"})
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ class TargetOption:
         if not isinstance(self.flag, str) or not re.match(r"^--[a-z][a-z0-9-]*$", self.flag):
             found.append(f"option {self.name!r} has flag {self.flag!r}; a flag looks like --lower-case")
         elif self.flag in RESERVED_FLAGS:
-            found.append(f"option {self.name!r} takes the flag {self.flag}, which %nimbus_deploy uses itself")
+            found.append(f"option {self.name!r} takes the flag {self.flag}, which %nimbus_deploy or nimbus deploy uses itself")
         if self.type == "choice" and not self.choices:
             found.append(f"option {self.name!r} is a choice without choices")
         if self.type != "choice" and self.choices:

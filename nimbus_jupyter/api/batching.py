@@ -21,10 +21,12 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..core.display import Displayable, esc
 from ..core.errors import EndpointError, UserInputError
 from ..core.registry import Registry
 from ..endpoint.transport import RETRIABLE, Transport, TransportDown
 from ..runtime.limits import MAX_PAYLOAD_BYTES
+from . import samples as sampling
 from .checkpoints import CheckpointStore, chunk_key
 from .deployment import Deployment
 from .deployments import get_deployment
@@ -35,7 +37,9 @@ FIELD_COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens":
 
 
 @dataclass
-class BatchSummary:
+class BatchSummary(Displayable):
+    """One batch in a line: rows, time, rate, failures, retries, chunks reused, the way it went."""
+
     rows: int
     seconds: float
     failed: int
@@ -53,6 +57,10 @@ class BatchSummary:
         return (f"{self.rows:,} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s): "
                 f"{self.failed:,} failed, {self.retries:,} retries" + (f" ({self.throttled:,} throttled)" if self.throttled else "")
                 + f", {self.chunks_reused:,} of {self.chunks:,} chunks reused, via {self.via}")
+
+    def html(self) -> str:
+        mark = "✔" if not self.failed else "⚠"
+        return f"<div>{mark} {esc(self.text())}</div>"
 
 
 @dataclass
@@ -79,6 +87,7 @@ def batch(
     progress: bool = True,
     registry: Optional[Registry] = None,
     via: Optional[str] = None,
+    source: Optional[str] = None,
 ) -> Any:
     """Score ``texts`` (a Series, a list, or a DataFrame with ``column``) through ``deployment``.
 
@@ -87,6 +96,9 @@ def batch(
 
     ``via`` picks the transport: ``None`` (the deployment's default: direct Lambda invoke for AWS,
     HTTP for local), ``"invoke"`` or ``"http"``; the target's ``endpoint`` says why.
+
+    A few of the texts are remembered in this process as samples for the next deploy of this
+    deployment (``api.samples``); ``source`` names them for that deploy's view (e.g. the cell's expression).
     """
     import pandas as pd
 
@@ -146,6 +158,8 @@ def batch(
                            runner.retries, len(chunks), reused, runner.throttled, transport.kind)
     frame = _frame(pd, index, values, outcomes, fields)
     frame.attrs["nimbus"] = summary
+    sampling.remember(values, f"the input of the last batch to {target.name!r}" + (f" ({source})" if source else ""),
+                      target.name)
     return frame
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..core.errors import EndpointError
+from ..core.errors import EndpointError, EndpointRejected
 from .transport import HttpTransport, Reply, Transport, TransportDown
 
 
@@ -38,7 +38,11 @@ class EndpointClient:
         body: Dict[str, Any] = {"texts": list(texts)}
         if fields:
             body["fields"] = list(fields)
-        return self._call("POST", "/predict", json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogatepass"))
+        try:
+            data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: as a JSON escape it arrives, and the endpoint names the text
+            data = json.dumps(body).encode("ascii")
+        return self._call("POST", "/predict", data)
 
     def close(self) -> None:
         self.transport.close()
@@ -63,6 +67,11 @@ class EndpointClient:
                              where="endpoint")
 
     def _answer(self, method: str, path: str, reply: Reply) -> Dict[str, Any]:
+        if 400 <= reply.status < 500 and reply.status not in (401, 403):  # the request's own fault, not the endpoint's
+            code = reply.payload.get("error", "") if isinstance(reply.payload, dict) else ""
+            raise EndpointRejected(f"{method} {path} answered {reply.status}: {reply.message}",
+                                   "fix the request as the message says", where="endpoint", status=reply.status,
+                                   code=str(code), message=reply.message)
         if reply.status >= 400:
             raise EndpointError(f"{method} {path} answered {reply.status}: {reply.message}",
                                 "see the message; %nimbus_status NAME shows the deployment", where="endpoint")

@@ -209,4 +209,11 @@ except Exception as exc:
               file=sys.stderr, flush=True)
     raise
 
-handler = runtime.handler
+def handler(event: Any, context: Any = None) -> Any:
+    """API Gateway events go to the runtime handler; a job's shard events (Step Functions) to jobs_shard."""
+    if jobs_shard.is_job_event(event):
+        return jobs_shard.handle(event, context)
+    return runtime.handler(event, context)
+
+
+from . import jobs_shard  # noqa: E402  (after the model loaded: a shard scores with it)

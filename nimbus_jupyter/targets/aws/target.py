@@ -21,12 +21,13 @@ from ..base import DeployRequest, read_key
 from . import apply as applying
 from . import discover, operations, planner
 from .aws_client import AwsClient, make_session
+from .jobs import AwsJobs, destroy_jobs
 from .options import OPTIONS
 from .spec import AUTH_IAM
 from .state import AwsState, stack_status
 
 
-class AwsTarget:
+class AwsTarget(AwsJobs):  # AwsJobs: the Jobs capability (Step Functions Distributed Map, targets/aws/jobs.py)
     name = "aws"
     title = "AWS Lambda behind API Gateway (CDK)"
     stages = ("serialize", "pre-flight", "layer", "package", "synthesize", "deploy", "smoke test")
@@ -91,6 +92,7 @@ class AwsTarget:
         client = self.client_for(record)
         state = AwsState.of(record)
         stack_name = state.stack_name
+        jobs = destroy_jobs(client, self.registry, record)  # first: its policy sits on the function's role
         final = client.delete_stack(stack_name)
         if final.status != "DELETE_COMPLETE":
             raise DeployFailed(f"CloudFormation could not delete {stack_name}: {final.reason or final.status}",
@@ -102,7 +104,7 @@ class AwsTarget:
         return (f"deleted the stack {stack_name} (function and its versions, alias, layer, API, key, usage plan, log group, role, alarm and its SNS topic if any) in "
                 f"{AwsState.of(record).region or client.region}. Left in place: the CDK bootstrap stack CDKToolkit and its "
                 "asset bucket, which every CDK app in this account and region shares (it costs cents a month for the "
-                "uploaded zips); remove it only if nothing else uses CDK here")
+                "uploaded zips); remove it only if nothing else uses CDK here." + jobs)
 
     # -- operating it (Operable; operations.py holds the how) ------------------------------------------
     def metrics(self, record: DeploymentRecord) -> Metrics:

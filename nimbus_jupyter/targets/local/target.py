@@ -18,6 +18,7 @@ from ...endpoint.transport import Transport
 from ..base import DeployRequest, TargetOption, http_endpoint, read_key
 from . import requestlog, versions
 from .files import DeploymentFiles, write_json_atomic
+from .jobs import LocalJobs
 from .process import probe, start_server, stop_server, switch_version
 from .state import LocalState
 
@@ -36,7 +37,7 @@ def _whole(name: str, low: int, todo: str) -> Any:
     return check
 
 
-class LocalTarget:
+class LocalTarget(LocalJobs):  # LocalJobs: the Jobs capability (detached runners, targets/local/jobs.py)
     name = "local"
     title = "Local (127.0.0.1)"
     stages = ("serialize", "package", "start", "smoke test")

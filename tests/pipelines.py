@@ -223,3 +223,29 @@ def no_sentences_pipeline() -> Language:
     ruler = nlp.add_pipe("entity_ruler")
     ruler.add_patterns([{"label": "PRODUCT", "pattern": [{"LOWER": "phone"}]}])
     return nlp
+
+
+@Language.factory("nimbus_test_dies_on", default_config={"trigger": "DIE"}, assigns=["doc.cats"])
+def make_dier(nlp: Language, name: str, trigger: str) -> "DiesOn":
+    return DiesOn(trigger)
+
+
+class DiesOn:
+    """Ends its worker process on texts containing ``trigger``: an endpoint failure, not the request's fault."""
+
+    def __init__(self, trigger: str) -> None:
+        self.trigger = trigger
+
+    def __call__(self, doc):  # type: ignore[no-untyped-def]
+        import os
+
+        if self.trigger in doc.text:
+            os._exit(3)
+        doc.cats["OK"] = 1.0
+        return doc
+
+
+def dies_on_pipeline(trigger: str = "DIE") -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_dies_on", config={"trigger": trigger})
+    return nlp

@@ -7,7 +7,7 @@ Each layer imports only itself and the layers before it. Inside ``targets``, ``l
 import each other, and the contract (``base``, ``registry``) imports neither: targets are found by
 entry point, by name. The bundled CDK app (``cdk_app/``, shipped as ``nimbus_jupyter.cdk_app``) belongs
 to the aws target. ``runtime`` is what ships to Lambda: spaCy and the standard library only (and
-boto3 in ``lambda_entry``, for an S3 model).
+boto3 in ``lambda_entry``, for an S3 model; boto3 and pyarrow in ``jobs_shard``, an AWS job's shard work).
 """
 from __future__ import annotations
 
@@ -98,7 +98,12 @@ def test_the_runtime_imports_spacy_and_the_standard_library_only() -> None:
     for module, names in outside.items():
         if not module.startswith("nimbus_jupyter.runtime"):
             continue
-        allowed = {"spacy"} | ({"boto3"} if module == "nimbus_jupyter.runtime.lambda_entry" else set())
+        # lambda_entry runs only on Lambda, whose managed Python runtime ships boto3 and (with awslambdaric)
+        # snapshot_restore_py, the SnapStart hook registry; the layer carries neither
+        lambda_only = {"boto3", "snapshot_restore_py"}
+        allowed = {"spacy"} | (lambda_only if module == "nimbus_jupyter.runtime.lambda_entry" else set())
+        if module == "nimbus_jupyter.runtime.jobs_shard":  # an AWS job's shard: S3 in, Parquet out
+            allowed |= {"boto3", "pyarrow"}
         strangers = {n for n in names if n not in sys.stdlib_module_names and n != "__future__"} - allowed
         assert not strangers, f"{module} imports {sorted(strangers)}"
 

@@ -30,12 +30,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+from ..core.display import Displayable, esc
 from ..core.errors import EndpointError, Interrupted, NimbusError, UserInputError
 from ..core.registry import Registry
 from ..endpoint.client import EndpointClient, Pin, Served
 from ..endpoint.transport import Transport
 from ..runtime.fields import EXT_PREFIX, is_extension_field
 from ..runtime.limits import MAX_PAYLOAD_BYTES
+from . import samples as sampling
 from .batch_runner import Chunk, Runner, Timing
 from .checkpoints import CheckpointStore, chunk_key, open_store
 from .deployment import Deployment
@@ -58,7 +60,9 @@ class BatchWarning(UserWarning):
 
 
 @dataclass
-class BatchSummary:
+class BatchSummary(Displayable):
+    """One batch in a line: rows, time, rate, failures, retries, chunks reused, the way it went."""
+
     rows: int
     seconds: float
     failed: int
@@ -99,6 +103,11 @@ class BatchSummary:
             lines.append(f"  stopped: {self.stopped}")
         return "\n".join(lines)
 
+    def html(self) -> str:
+        mark = "✔" if not self.failed and not self.stopped else "⚠"
+        lines = "<br>".join(esc(line) for line in self.text().split("\n"))
+        return f"<div>{mark} {lines}</div>"
+
 
 def batch(
     texts: Any,
@@ -115,6 +124,7 @@ def batch(
     via: Optional[str] = None,
     version: Optional[int] = None,
     chunk_timeout: Optional[float] = None,
+    source: Optional[str] = None,
 ) -> Any:
     """Score ``texts`` (a Series, a list, or a DataFrame with ``column``) through ``deployment``.
 
@@ -127,6 +137,9 @@ def batch(
     version that must score the batch (an error before any row if another serves). ``chunk_timeout``:
     seconds one request may take, its retries included (default: twice the transport's read timeout).
     ``resume=False`` neither reads nor saves checkpoints (the store is not opened).
+
+    A few of the texts are remembered in this process as samples for the next deploy of this
+    deployment (``api.samples``); ``source`` names them for that deploy's view (e.g. the cell's expression).
     """
     import pandas as pd
 
@@ -142,11 +155,14 @@ def batch(
         client.close()
         raise
     try:
-        return _run(pd, live, client, pin, fields, index, values, chunk_size, concurrency or _concurrency(served),
-                    resume, progress, registry, chunk_timeout)
+        frame = _run(pd, live, client, pin, fields, index, values, chunk_size, concurrency or _concurrency(served),
+                     resume, progress, registry, chunk_timeout)
     except (OSError, sqlite3.Error) as exc:  # nothing raw reaches the user
         raise NimbusError(f"the batch failed: {type(exc).__name__}: {exc}",
                           "run it again; if it persists, check the disk and permissions of NIMBUS_HOME", where="batch") from exc
+    sampling.remember(values, f"the input of the last batch to {live.name!r}" + (f" ({source})" if source else ""),
+                      live.name)
+    return frame
 
 
 def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: List[str], index: Any, values: List[Any],

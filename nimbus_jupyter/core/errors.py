@@ -41,9 +41,24 @@ class DeploymentNotFound(UserInputError):
     """No deployment of that name in the registry."""
 
 
+class DeploymentGone(DeploymentNotFound):
+    """A ``Deployment`` handle whose deployment was destroyed (or replaced) since the handle was made."""
+
+
 class DeployFailed(NimbusError):
     """A deploy could not finish; nothing it started was left running."""
 
 
 class EndpointError(NimbusError):
     """An endpoint answered with an error, or did not answer."""
+
+
+class EndpointRejected(EndpointError):
+    """The endpoint refused the request itself (a 4xx: bad input, too large, throttled): the caller's to fix.
+
+    ``status`` and ``code`` are the endpoint's own (e.g. 400 ``unknown_field``); ``message`` its words."""
+
+    def __init__(self, what: str, todo: str = "", where: str = "", status: int = 400, code: str = "",
+                 message: str = "") -> None:
+        self.status, self.code, self.message = status, code, message or what
+        super().__init__(what, todo, where)

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
+from .display import MUTED, Displayable, esc, html_table
 from .progress import SMOKE_TEST, Progress
 from .records import DeploymentRecord
 from .staging import Staging
@@ -48,7 +49,10 @@ class BundleRef:
 
 
 @dataclass
-class Plan:
+class Plan(Displayable):
+    """What a deploy will do (a dry run shows it; the deploy applies it). Displays itself: a table of the
+    changes in a notebook, one line per change elsewhere."""
+
     name: str
     target: str
     version: int  # the version serving after apply
@@ -74,13 +78,21 @@ class Plan:
         relative = self.bundle.path if artifact == "bundle" else self.artifacts[artifact]
         return self.staging.path(relative)
 
-    def text(self) -> str:
-        head = f"Plan for {self.name!r} on target {self.target!r}: " + (
+    def headline(self) -> str:
+        return f"Plan for {self.name!r} on target {self.target!r}: " + (
             f"nothing to change (v{self.version} serves this pipeline)" if self.noop
             else f"version {self.version} will serve")
+
+    def text(self) -> str:
         width = max((len(c.action) for c in self.changes), default=4)
-        lines = [head] + [f"  {c.action:<{width}}  {c.resource}  ({c.why})" for c in self.changes]
+        lines = [self.headline()] + [f"  {c.action:<{width}}  {c.resource}  ({c.why})" for c in self.changes]
         return "\n".join(lines + [f"  - {note}" for note in self.notes])
+
+    def html(self) -> str:
+        rows = [[c.action, c.resource, c.why] for c in self.changes]
+        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+        return (f"<div><b>{esc(self.headline())}</b>{html_table(['action', 'resource', 'why'], rows)}"
+                + (f"<ul style='{MUTED};margin:4px 0'>{notes}</ul>" if notes else "") + "</div>")
 
     def __repr__(self) -> str:
         return self.text()

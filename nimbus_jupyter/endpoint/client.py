@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
-from ..core.errors import EndpointError
+from ..core.errors import EndpointError, EndpointRejected
 from ..runtime.pinning import EXPECT_HASH_HEADER, EXPECT_VERSION_HEADER, VERSION_CHANGED
 from .transport import HttpTransport, NoAnswer, Reply, Transport, TransportDown, as_dict
 
@@ -82,6 +82,7 @@ class Outcome:
     kind: str  # ok | refused (a 4xx about the rows: split) | failed | moved (another version) | unavailable (a field) | down
     results: List[Dict[str, Any]] = field(default_factory=list)
     status: int = 0
+    code: str = ""  # the endpoint's own error code ("unknown_field"), when it gave one
     message: str = ""
     todo: str = ""
     retries: int = 0
@@ -156,6 +157,10 @@ class EndpointClient:
         if outcome.kind == MOVED:
             raise WrongVersion(outcome.message, "deploy or roll back to the version you expect, or ask without a pin",
                                where="endpoint")
+        if outcome.kind in (REFUSED, UNAVAILABLE) and outcome.status not in (401, 403):  # the request's own fault
+            raise EndpointRejected(f"POST /predict answered {outcome.status}: {outcome.message}",
+                                   "fix the request as the message says", where="endpoint", status=outcome.status,
+                                   code=outcome.code, message=outcome.message)
         status = f"answered {outcome.status}: " if outcome.status else "failed: "
         raise EndpointError(f"POST /predict {status}{outcome.message}",
                             "see the message; %nimbus_status NAME shows the deployment", where="endpoint")
@@ -167,7 +172,10 @@ class EndpointClient:
         payload: Dict[str, Any] = {"texts": list(texts)}
         if fields:
             payload["fields"] = list(fields)
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        try:
+            body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate: as a JSON escape it arrives, and the endpoint names the text
+            body = json.dumps(payload).encode("ascii")
         headers = self.pin.headers() if self.pin else {}
         budget = timeout if timeout is not None else 2 * self.transport.read_timeout
         deadline = time.monotonic() + budget
@@ -201,8 +209,8 @@ class EndpointClient:
 
     # -- internals -----------------------------------------------------------------------------------
     def _outcome(self, reply: Reply, texts: int, retries: int, throttled: int) -> Outcome:
-        out = Outcome(OK, status=reply.status, message=reply.message, retries=retries, throttled=throttled,
-                      seconds=reply.seconds, timed_out=reply.timed_out)
+        out = Outcome(OK, status=reply.status, code=reply.code, message=reply.message, retries=retries,
+                      throttled=throttled, seconds=reply.seconds, timed_out=reply.timed_out)
         payload = as_dict(reply.payload)
         if reply.status == 200:
             answered = Pin(str(payload.get("version", "")), str(payload.get("hash") or ""))
@@ -267,6 +275,11 @@ class EndpointClient:
                                 where="endpoint")
 
     def _answer(self, method: str, path: str, reply: Reply) -> Dict[str, Any]:
+        if 400 <= reply.status < 500 and reply.status not in (401, 403):  # the request's own fault, not the endpoint's
+            code = reply.payload.get("error", "") if isinstance(reply.payload, dict) else ""
+            raise EndpointRejected(f"{method} {path} answered {reply.status}: {reply.message}",
+                                   "fix the request as the message says", where="endpoint", status=reply.status,
+                                   code=str(code), message=reply.message)
         if reply.status >= 400:
             raise EndpointError(f"{method} {path} answered {reply.status}: {reply.message}",
                                 "see the message; %nimbus_status NAME shows the deployment", where="endpoint")

@@ -5,7 +5,8 @@ payload), or why nothing did. It never retries: whether a request may be sent ag
 it may already have run, and only the client (``client.py``) decides that, the same way for every
 transport. Two exist:
 
-- ``HttpTransport`` (here): the endpoint's HTTP contract with the API key, through ``requests``. The only
+- ``HttpTransport`` (here): the endpoint's HTTP contract with the API key (or, for an AWS deployment with
+  IAM auth, SigV4-signed by ``sigv4.SigV4Auth``), through ``requests`` and urllib3 with retries off. The only
   way to a local deployment; for AWS it goes through API Gateway.
 - ``LambdaInvokeTransport`` (``invoke.py``): the same handler reached by ``lambda.invoke`` with the
   user's own AWS credentials, the default for AWS deployments (the target chooses: ``Target.endpoint``).
@@ -115,11 +116,14 @@ class HttpTransport:
     kind = "http"
 
     def __init__(self, url: str, api_key: str, retries: int = 0, timeout: Optional[float] = None, *,
-                 time_limit: float = LOCAL_TIME_LIMIT_SECONDS, body_in_envelope: bool = False) -> None:
+                 time_limit: float = LOCAL_TIME_LIMIT_SECONDS, body_in_envelope: bool = False,
+                 auth: Optional[requests.auth.AuthBase] = None) -> None:
+        """``auth`` signs each request (``SigV4Auth`` for IAM auth); ``api_key`` "" sends no x-api-key."""
         # ``retries`` is accepted for callers of the older signature: retrying is the client's business now.
         self.url = url.rstrip("/")
         self.where = self.url
         self.api_key = api_key
+        self.auth = auth
         self.time_limit = float(time_limit)
         self.read_timeout = float(timeout) if timeout is not None else self.time_limit + READ_MARGIN_SECONDS
         self.body_in_envelope = body_in_envelope
@@ -130,15 +134,16 @@ class HttpTransport:
         self._lock = threading.Lock()
 
     @classmethod
-    def for_api_gateway(cls, url: str, api_key: str) -> "HttpTransport":
+    def for_api_gateway(cls, url: str, api_key: str,
+                        auth: Optional[requests.auth.AuthBase] = None) -> "HttpTransport":
         """API Gateway in front of Lambda: 29 s to answer, and the body arrives inside a Lambda event."""
-        return cls(url, api_key, time_limit=API_GATEWAY_TIMEOUT_SECONDS, body_in_envelope=True)
+        return cls(url, api_key, time_limit=API_GATEWAY_TIMEOUT_SECONDS, body_in_envelope=True, auth=auth)
 
     def check(self, method: str, path: str) -> Reply:
         started = time.perf_counter()
         try:
             with requests.Session() as session:
-                response = session.request(method, self.url + path, headers={"x-api-key": self.api_key},
+                response = session.request(method, self.url + path, headers=self._key_header(), auth=self.auth,
                                            timeout=CHECK_TIMEOUT_SECONDS)
                 payload = response.json()
         except (requests.RequestException, ValueError) as exc:
@@ -177,13 +182,17 @@ class HttpTransport:
                 session.close()
             self._sessions.clear()
 
+    def _key_header(self) -> Dict[str, str]:
+        return {"x-api-key": self.api_key} if self.api_key else {}
+
     def _session(self) -> requests.Session:
         session = getattr(self._local, "session", None)
         if session is None:
             session = requests.Session()
             session.mount("http://", HTTPAdapter(max_retries=self._retry, pool_maxsize=2))
             session.mount("https://", HTTPAdapter(max_retries=self._retry, pool_maxsize=2))
-            session.headers.update({"x-api-key": self.api_key, "Content-Type": "application/json"})
+            session.headers.update({**self._key_header(), "Content-Type": "application/json"})
+            session.auth = self.auth
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)

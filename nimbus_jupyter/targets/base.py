@@ -11,9 +11,10 @@ the sidebar's fields and the checks of ``deploy(**options)`` are generated from 
 - ``endpoint(record, via=None) -> Transport``: how batch scoring and the smoke test reach it.
 
 Optional capabilities are protocols of their own, checked with ``isinstance``: ``Operable`` (metrics,
-history, rollback, follow_logs) and ``Discoverable`` (deployments made elsewhere); ``Recoverable`` (orphans:
-what runs without a registry record) is a safety net the api uses, not listed to the faces. A target is built
-as ``TargetClass(registry)``; it keeps no state of a deploy between calls.
+history, rollback, follow_logs), ``Discoverable`` (deployments made elsewhere), ``Jobs`` (detached
+batch jobs: ``nimbus_jupyter.submit``) and ``KeyRotating`` (replace the API key without downtime);
+``Recoverable`` (orphans: what runs without a registry record) is a safety net the api uses, not listed
+to the faces. A target is built as ``TargetClass(registry)``; it keeps no state of a deploy between calls.
 """
 from __future__ import annotations
 
@@ -25,8 +26,9 @@ from typing import (Any, Callable, Dict, Iterator, List, Mapping, Optional, Prot
 
 from ..core.bundle import Bundle
 from ..core.errors import UserInputError
+from ..core.jobs import JobResult, JobSpec, JobStatus
 from ..core.loglines import LogLine
-from ..core.operate import Discovered, HistoryRow, LiveStatus, Metrics, RollbackOutcome
+from ..core.operate import Discovered, HistoryRow, KeyRotation, LiveStatus, Metrics, RollbackOutcome
 from ..core.plan import BundleRef, Plan
 from ..core.progress import SERIALIZE, SMOKE_TEST, Progress
 from ..core.records import DeploymentRecord
@@ -41,8 +43,10 @@ _TYPE_WORDS = {"int": "a whole number", "float": "a number", "str": "a string", 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # deploy()'s and %nimbus_deploy's own parameters: no target option may take these names or flags
 RESERVED_NAMES = frozenset({"nlp", "name", "target", "samples", "samples_from", "dry_run", "force", "show",
-                            "namespace", "listeners", "shell", "registry", "pipeline"})
-RESERVED_FLAGS = frozenset({"--name", "--target", "--samples", "--samples-from", "--dry-run", "--force"})
+                            "namespace", "listeners", "shell", "registry", "pipeline", "origin", "widgets"})
+# ... nor a flag of %nimbus_deploy or of `nimbus deploy` (the CLI's --sample, --json, and --help everywhere)
+RESERVED_FLAGS = frozenset({"--name", "--target", "--samples", "--samples-from", "--dry-run", "--force", "--sample",
+                            "--samples-column", "--json", "--help"})
 
 
 @dataclass(frozen=True)
@@ -82,7 +86,7 @@ class TargetOption:
         if not isinstance(self.flag, str) or not re.match(r"^--[a-z][a-z0-9-]*$", self.flag):
             found.append(f"option {self.name!r} has flag {self.flag!r}; a flag looks like --lower-case")
         elif self.flag in RESERVED_FLAGS:
-            found.append(f"option {self.name!r} takes the flag {self.flag}, which %nimbus_deploy uses itself")
+            found.append(f"option {self.name!r} takes the flag {self.flag}, which %nimbus_deploy or nimbus deploy uses itself")
         if self.type == "choice" and not self.choices:
             found.append(f"option {self.name!r} is a choice without choices")
         if self.type != "choice" and self.choices:
@@ -217,7 +221,63 @@ class Recoverable(Protocol):
         """The record of the orphan ``name`` (for ``destroy``), or None when there is none."""
 
 
-CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable}
+@dataclass(frozen=True)
+class JobPlan:
+    """What a submit would do, decided before anything runs: the spec (output settled, shards counted
+    where the target can), the lines submit shows, and the cost estimate (None: no cost, e.g. local)."""
+
+    spec: JobSpec
+    lines: List[str] = field(default_factory=list)
+    estimate_usd: Optional[float] = None
+    data: Dict[str, Any] = field(default_factory=dict)  # the target's own facts for submit_job (JSON)
+
+
+@runtime_checkable
+class Jobs(Protocol):
+    """Detached batch jobs (``submit``): the whole of a source scored through one deployment's pinned
+    version, written as Parquet shards and a manifest, running on without the notebook."""
+
+    def plan_job(self, record: DeploymentRecord, spec: JobSpec, overwrite: bool) -> JobPlan:
+        """Check everything a job needs (source, output, access) and estimate it; reads only. A problem is
+        one ``UserInputError`` before anything runs; an output holding results is one unless ``overwrite``."""
+
+    def submit_job(self, plan: JobPlan) -> JobSpec:
+        """Start the planned job and return at once; the spec as kept (with the target's references)."""
+
+    def job_status(self, spec: JobSpec) -> JobStatus:
+        """How far the job got, read now (the state, rows done/total/failed, rate, failures, cost)."""
+
+    def cancel_job(self, spec: JobSpec) -> JobStatus:
+        """Stop the job (finished shards stay in the output); its status afterwards."""
+
+    def resume_job(self, spec: JobSpec) -> JobStatus:
+        """Run a failed or cancelled job again, sending only what it has not finished."""
+
+    def job_result(self, spec: JobSpec) -> JobResult:
+        """Where the results are: the manifest and the shard files, as local files ready to read."""
+
+    def revive_job(self, spec: JobSpec) -> Optional[str]:
+        """Start again what should be running a job that is not finished but has stopped (a killed local
+        runner); a sentence saying what was done, or None when nothing was needed."""
+
+    def remote_jobs(self, known: Set[str]) -> List[JobSpec]:
+        """Jobs of this target submitted from elsewhere whose ids are not in ``known`` ([] when it cannot look)."""
+
+
+@runtime_checkable
+class KeyRotating(Protocol):
+    """``rotate_key`` / ``%nimbus_rotate_key``: a new API key made and proven to work while the old one still
+    does, the key file switched to it, then the old one removed. A target without it may say why (and what
+    to do instead) in a class attribute ``key_rotation_refusal = (what, todo)``."""
+
+    def rotate_key(self, record: DeploymentRecord, save: Callable[[DeploymentRecord], None],
+                   say: Callable[[str], None], timeout_s: float = 60.0) -> KeyRotation:
+        """Rotate; ``save`` stores the record as soon as the key file holds the new key (before the old one
+        goes), ``say`` reports each step, the wait for the new key is bounded by ``timeout_s``."""
+
+
+CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable, "jobs": Jobs,
+                                "rotate_key": KeyRotating}
 REQUIRED_METHODS = ("plan", "apply", "destroy", "live_status", "logs", "endpoint")
 
 

@@ -18,6 +18,7 @@ from ...endpoint.transport import Transport
 from ..base import DeployRequest, TargetOption, http_endpoint, read_key
 from . import orphans, requestlog, versions
 from .files import DeploymentFiles, write_json_atomic
+from .jobs import LocalJobs
 from .process import probe, start_server, stop_server, switch_version
 from .state import LocalState
 
@@ -36,10 +37,18 @@ def _whole(name: str, low: int, todo: str) -> Any:
     return check
 
 
-class LocalTarget:
+class LocalTarget(LocalJobs):  # LocalJobs: the Jobs capability (detached runners, targets/local/jobs.py)
     name = "local"
     title = "Local (127.0.0.1)"
     stages = ("serialize", "package", "start", "smoke test")
+    # rotate_key: refused, with why. The server reads the key file once, when it starts, and accepts that
+    # key alone, so there is no moment with two keys; the key never leaves this machine (127.0.0.1, 0600).
+    key_rotation_refusal = (
+        "a local deployment's API key cannot be rotated in place: its server reads the key once, when it starts, "
+        "and accepts that key alone (the key never leaves this machine: the server binds 127.0.0.1 and the key "
+        "file is readable by you only)",
+        "for a new key, destroy and deploy again (%nimbus_destroy NAME, then %nimbus_deploy PIPELINE --name NAME): "
+        "the endpoint is down in between; rotate_key is for --target aws")
     options = (
         TargetOption("workers", "int", None, "worker processes on the local target (default: the machine's cores)",
                      metavar="N", validate=_whole("workers", 1, "e.g. workers=2")),

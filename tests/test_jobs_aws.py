@@ -1,0 +1,269 @@
+"""AWS jobs without an AWS account: the jobs stack's template (aws_cdk.assertions), its state machine
+definition (cfn-lint's ASL schema check on the rendered definition; moto's Step Functions runs the
+execution API over it), the shard function in a clean interpreter against moto S3 with the real
+trimmed pyarrow zip, and the target's plan, status, cancel and cost read from moto.
+
+What moto cannot do here: run the Lambda tasks of the map (its Lambda invoke needs Docker), so no
+execution goes through the map; tests/lambda_harness.py (the AWS fidelity branch) is not on main yet,
+so the shard function runs in a clean ``python -I -S`` with the layer's packages, as the layer tests do.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import boto3
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from nimbus_jupyter.core.bundle import build_bundle
+from nimbus_jupyter.core.errors import UserInputError
+from nimbus_jupyter.core.jobs import CANCELLED, JobSource, JobSpec, new_job_id
+from nimbus_jupyter.core.records import DeploymentRecord
+from nimbus_jupyter.core.registry import Registry
+from nimbus_jupyter.runtime.fields import doc_to_result
+from nimbus_jupyter.targets.aws.jobs_spec import Grant, JobsStackSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "cdk_app"))
+ACCOUNT = "123456789012"
+FUNCTION_ARN = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:nimbus-reviews-Fn"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/nimbus-reviews-Role"
+
+
+@pytest.fixture(scope="module")
+def template():
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+    from jobs_stack import NimbusJobsStack
+
+    spec = JobsStackSpec("reviews", FUNCTION_ARN, ROLE_ARN, "us-east-1", ACCOUNT,
+                         inputs=[Grant("user-bucket", "in/")], outputs=[Grant("user-bucket", "out/")])
+    app = cdk.App()
+    stack = NimbusJobsStack(app, spec.stack_name, spec, env=cdk.Environment(account=ACCOUNT, region="us-east-1"))
+    return Template.from_stack(stack)
+
+
+def definition(template, rendered: bool = True) -> dict:
+    machine = next(iter(template.find_resources("AWS::StepFunctions::StateMachine").values()))
+    parts = machine["Properties"]["DefinitionString"]["Fn::Join"][1]
+    text = "".join(p if isinstance(p, str) else ("aws" if p.get("Ref") == "AWS::Partition" else "staging-bucket") for p in parts)
+    return json.loads(text) if rendered else text
+
+
+def test_the_state_machine_maps_over_the_shard_list_invoking_the_pinned_version(template):
+    asl = definition(template)
+    shards = asl["States"]["Shards"]
+    assert asl["StartAt"] == "Shards" and shards["Next"] == "WriteManifest"
+    assert shards["ItemProcessor"]["ProcessorConfig"] == {"Mode": "DISTRIBUTED", "ExecutionType": "EXPRESS"}
+    assert shards["ItemReader"]["Parameters"] == {"Bucket": "staging-bucket", "Key.$": "$.shard_list"}
+    assert shards["MaxConcurrencyPath"] == "$.concurrency"
+    score = shards["ItemProcessor"]["States"]["ScoreShard"]
+    assert score["Parameters"]["FunctionName.$"] == "$.job.function"  # "<function>:<version>" from submit
+    retry = score["Retry"][0]
+    assert "Lambda.TooManyRequestsException" in retry["ErrorEquals"] and "Lambda.ServiceException" in retry["ErrorEquals"]
+    assert retry["BackoffRate"] == 2 and retry["JitterStrategy"] == "FULL"
+    assert score["Catch"][0]["Next"] == "ShardFailed"
+    failed = shards["ItemProcessor"]["States"]["ShardFailed"]["Parameters"]
+    assert failed["number.$"] == "$.shard.number" and failed["reason.$"] == "$.failure.Cause"
+    assert "nimbus_manifest.$" in asl["States"]["WriteManifest"]["Parameters"]["Payload"]
+
+
+def test_roles_are_least_privilege_and_the_bucket_is_private(template):
+    from aws_cdk.assertions import Match
+
+    policies = template.find_resources("AWS::IAM::Policy")
+    machine = next(p for k, p in policies.items() if k.startswith("StateMachineAccess"))
+    statements = machine["Properties"]["PolicyDocument"]["Statement"]
+    invoke = [s for s in statements if s["Action"] == "lambda:InvokeFunction"]
+    assert [s["Resource"] for s in invoke] == [f"{FUNCTION_ARN}:*"], "versions of that function only"
+    reads = [s for s in statements if s["Action"] == "s3:GetObject"]
+    assert len(reads) == 1 and reads[0]["Resource"]["Fn::Join"][1][1] == "/jobs/*/shards.json"
+    assert not [s for s in statements if s["Action"] in ("s3:*", "*", "s3:PutObject")]
+    function = next(p for k, p in policies.items() if k.startswith("FunctionJobsAccess"))
+    assert function["Properties"]["Roles"] == ["nimbus-reviews-Role"]
+    by_action = {s["Action"]: json.dumps(s["Resource"]) for s in function["Properties"]["PolicyDocument"]["Statement"]}
+    assert set(by_action) == {"s3:GetObject", "s3:PutObject"}
+    assert "/jobs/*/input/*" in by_action["s3:GetObject"] and "user-bucket/in/*" in by_action["s3:GetObject"]
+    assert "/jobs/*/output/*" in by_action["s3:PutObject"] and "user-bucket/out/*" in by_action["s3:PutObject"]
+    assert "/jobs/*/output/*" not in by_action["s3:GetObject"]
+    template.has_resource_properties("AWS::S3::Bucket", {
+        "BucketEncryption": {"ServerSideEncryptionConfiguration": [{"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]},
+        "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True,
+                                           "RestrictPublicBuckets": True}})
+    template.has_resource_properties("AWS::S3::BucketPolicy", {"PolicyDocument": {"Statement": Match.array_with([
+        Match.object_like({"Effect": "Deny", "Condition": {"Bool": {"aws:SecureTransport": "false"}}})])}})
+    template.resource_count_is("AWS::Lambda::Function", 0)  # no custom resource: created with CloudFormation directly
+    assert "Parameters" not in template.to_json(), "no bootstrap version parameter: needs no CDK bootstrap"
+
+
+def test_cfn_lint_checks_the_rendered_definition_and_finds_a_broken_one(template, tmp_path):
+    def lint(text: str) -> str:
+        data = template.to_json()
+        for resource in data["Resources"].values():
+            if resource["Type"] == "AWS::StepFunctions::StateMachine":
+                resource["Properties"]["DefinitionString"] = text
+        path = tmp_path / "t.json"
+        path.write_text(json.dumps(data))
+        done = subprocess.run([str(Path(sys.executable).with_name("cfn-lint")), str(path)], capture_output=True, text=True)
+        return done.stdout + done.stderr
+
+    good = lint(definition(template, rendered=False))
+    assert not [line for line in good.splitlines() if line.startswith("E")], good
+    broken = lint(definition(template, rendered=False).replace('"Type":"Map"', '"Type":"Mapp"'))
+    assert "E3601" in broken
+
+
+def test_moto_step_functions_take_the_definition_and_report_status_cancel_and_cost(moto_env, template, tmp_path):
+    from nimbus_jupyter.targets.aws.target import AwsTarget
+
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="jobs-sm", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.create_state_machine(name="nimbus-reviews-jobs", definition=json.dumps(definition(template)),
+                                       roleArn=role["Role"]["Arn"])["stateMachineArn"]
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="staging-bucket")
+    spec = JobSpec(new_job_id(), "reviews", "aws", 1, "abc", JobSource("parquet", "x", "text"), "s3://staging-bucket/out/",
+                   ["ents"], 4, 100, "2026-12-01T00:00:00Z", rows_total=400)
+    execution = sfn.start_execution(stateMachineArn=machine, name=spec.id,
+                                    input=json.dumps({"job": {}, "spec": spec.to_json()}))["executionArn"]
+    spec = spec.evolve(target_data={"region": "us-east-1", "execution_arn": execution, "output_bucket": "staging-bucket",
+                                    "output_prefix": "out/", "shard_rows": [100, 100, 100, 100], "per_shard_usd": 0.0025})
+    for n in (0, 1):
+        s3.put_object(Bucket="staging-bucket", Key=f"out/part-{n:05d}.parquet", Body=b"...")
+    target = AwsTarget(Registry(tmp_path / "home"))
+    status = target.job_status(spec)
+    assert status.state == "running" and status.shards_done == 2 and status.rows_done == 200
+    assert status.cost_usd == pytest.approx(0.005)
+    status = target.cancel_job(spec)
+    assert status.state == CANCELLED and "ABORTED" in status.detail
+    assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"
+    found = target.remote_jobs(set())
+    assert [s.id for s in found] == [spec.id]  # from the execution's input: any machine with the credentials
+
+
+@pytest.fixture(scope="module")
+def function_in_moto(moto_env):
+    iam = boto3.client("iam")
+    role = iam.create_role(RoleName="fn-role", AssumeRolePolicyDocument=json.dumps({"Version": "2012-10-17", "Statement": []}))
+    lam = boto3.client("lambda")
+    code = io.BytesIO()
+    import zipfile
+
+    with zipfile.ZipFile(code, "w") as z:
+        z.writestr("x.py", "def handler(e, c): return {}")
+    lam.create_function(FunctionName="nimbus-reviews-Fn", Runtime="python3.11", Role=role["Role"]["Arn"], Handler="x.handler",
+                        Code={"ZipFile": code.getvalue()}, MemorySize=2048, Description="nimbus v3 hash abc")
+    version = lam.publish_version(FunctionName="nimbus-reviews-Fn", Description="nimbus v3 hash abc")["Version"]
+    lam.create_alias(FunctionName="nimbus-reviews-Fn", Name="live", FunctionVersion=version)
+    record = DeploymentRecord("reviews", "aws", version=3, hash="abc",
+                              target_data={"region": "us-east-1", "stack_name": "nimbus-reviews",
+                                           "function_name": "nimbus-reviews-Fn:live", "lambda_function": "nimbus-reviews-Fn",
+                                           "alias_name": "live"})
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="in-bucket")
+    s3.put_object(Bucket="in-bucket", Key="reviews/a.parquet", Body=b"x" * 30000)
+    s3.put_object(Bucket="in-bucket", Key="reviews/b.csv", Body=b"x" * 15000)
+    s3.create_bucket(Bucket="eu-bucket", CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    s3.create_bucket(Bucket="out-bucket")
+    s3.put_object(Bucket="out-bucket", Key="done/part-00000.parquet", Body=b"old")
+    return record, version
+
+
+def test_plan_pins_the_version_behind_the_alias_and_estimates_before_anything_runs(function_in_moto, tmp_path):
+    from nimbus_jupyter.targets.aws.target import AwsTarget
+
+    record, version = function_in_moto
+    target = AwsTarget(Registry(tmp_path / "home"))
+    spec = JobSpec(new_job_id(), "reviews", "aws", 3, "abc", JobSource("s3", "s3://in-bucket/reviews/", "review"), "",
+                   ["ents"], None, 0, "2026-12-01T00:00:00Z")
+    plan = target.plan_job(record, spec, overwrite=False)
+    assert plan.spec.version_ref == version and plan.data["function"] == "nimbus-reviews-Fn"
+    assert [i["key"] for i in plan.data["items"]] == ["reviews/a.parquet", "reviews/b.csv"]
+    assert plan.estimate_usd and plan.estimate_usd > 0 and "estimated cost" in plan.lines[2]
+    assert "creates the stack nimbus-reviews-jobs" in plan.lines[-1]
+    assert plan.data["concurrency"] == 2  # no more than the shards
+    stacks = boto3.client("cloudformation").list_stacks().get("StackSummaries", [])
+    assert "nimbus-reviews-jobs" not in [s["StackName"] for s in stacks], "a plan creates nothing"
+    assert not boto3.client("s3").list_objects_v2(Bucket="in-bucket", Prefix="jobs/").get("Contents")
+
+
+@pytest.mark.parametrize("source, output, message", [
+    ("s3://nosuch-bucket/x/", "", "does not exist"),
+    ("s3://eu-bucket/x/", "", "is in eu-west-1, the deployment in us-east-1"),
+    ("s3://in-bucket/empty/", "", "no CSV, JSONL or Parquet files"),
+    ("s3://in-bucket/reviews/", "s3://out-bucket/done/", "already holds results"),
+    ("s3://in-bucket/reviews/", "s3://eu-bucket/out/", "is in eu-west-1"),
+    ("s3://in-bucket/reviews/", "local/dir", "not in S3"),
+])
+def test_bad_sources_and_outputs_are_refused_before_anything_runs(function_in_moto, tmp_path, source, output, message):
+    from nimbus_jupyter.targets.aws.target import AwsTarget
+
+    record, _ = function_in_moto
+    spec = JobSpec(new_job_id(), "reviews", "aws", 3, "abc", JobSource("s3", source, "review"), output, ["ents"], None, 0, "")
+    with pytest.raises(UserInputError, match=message):
+        AwsTarget(Registry(tmp_path / "home")).plan_job(record, spec, overwrite=False)
+
+
+def test_the_shard_function_in_a_clean_interpreter_reads_scores_and_writes_parquet(moto_env, textcat_nlp, tmp_path):
+    from nimbus_jupyter.targets.aws.jobs_pyarrow import build_pyarrow_zip
+    from nimbus_jupyter.targets.aws.package import build_function_code
+
+    bundle = tmp_path / "bundle"
+    build_bundle(textcat_nlp, bundle, "reviews")
+    code = build_function_code(bundle, tmp_path / "code", inline=True)
+    site = Path(pa.__file__).resolve().parents[1]
+    layer = tmp_path / "layer"
+    layer.mkdir()
+    for entry in site.iterdir():  # the kernel's packages, without pyarrow: the function must load the zip
+        if not entry.name.lower().startswith(("pyarrow", "_pytest", "nimbus_jupyter", "__editable__")):
+            (layer / entry.name).symlink_to(entry)
+    built = build_pyarrow_zip("3.11", "x86_64", tmp_path / "pyarrow-cache")  # the real artifact, from PyPI
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="staging")
+    s3.upload_file(str(built.path), "staging", "nimbus/pyarrow/" + built.key)
+    texts = ["Apple opened a shop in Berlin.", None, "", "great phone", "x" * (textcat_nlp.max_length + 1), "love it"]
+    sink = io.BytesIO()
+    pq.write_table(pa.table({"index": [f"r{i}" for i in range(len(texts))], "text": pa.array(texts, pa.string())}), sink)
+    s3.put_object(Bucket="staging", Key="jobs/j/input/part-00003.parquet", Body=sink.getvalue())
+    job = {"id": "j", "deployment": "reviews", "version": "1", "fields": ["ents", "cats"], "output_bucket": "staging",
+           "output_prefix": "jobs/j/output/", "pyarrow": {"bucket": "staging", "key": "nimbus/pyarrow/" + built.key}}
+    shard = {"number": 3, "rows": len(texts), "bucket": "staging", "key": "jobs/j/input/part-00003.parquet",
+             "format": "parquet", "column": "text", "index_column": "index", "first_row": 0}
+    probe = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
+             "from nimbus_jupyter.runtime import lambda_entry;"
+             "out = [lambda_entry.handler(json.loads(a)) for a in sys.argv[3:]]; import pyarrow;"
+             "print(json.dumps(out + [pyarrow.__file__]))")
+    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+    env.update(NIMBUS_BUNDLE_DIR=str(code / "bundle"), NIMBUS_LOAD_AT_IMPORT="1", NIMBUS_VERSION="1", TMPDIR=str(tmp_path),
+               PATH=os.environ["PATH"])
+    events = [json.dumps({"nimbus_shard": shard, "job": job}),
+              json.dumps({"nimbus_manifest": [{"number": 3, "file": "part-00003.parquet", "rows": 6, "failed": 3},
+                                              {"number": 4, "rows": 10, "failed": 10, "error": "Lambda.Unknown",
+                                               "reason": "timed out"}], "job": job})]
+    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(code), str(layer), *events], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    shard_out, manifest_out, pyarrow_file = json.loads(done.stdout.strip().splitlines()[-1])
+    assert shard_out == {"number": 3, "file": "part-00003.parquet", "rows": 6, "failed": 3}
+    assert pyarrow_file.startswith(str(tmp_path)), "pyarrow came from the zip unpacked into /tmp"
+    table = pq.read_table(io.BytesIO(s3.get_object(Bucket="staging", Key="jobs/j/output/part-00003.parquet")["Body"].read()))
+    assert table.column_names == ["index", "text", "ents", "cats", "label", "score", "error"]
+    rows = table.to_pylist()
+    good = [0, 3, 5]
+    want = [doc_to_result(d, ["ents", "cats"]) for d in textcat_nlp.pipe([texts[i] for i in good])]
+    assert [json.loads(rows[i]["ents"]) for i in good] == [w["ents"] for w in want]
+    assert [json.loads(rows[i]["cats"]) for i in good] == [w["cats"] for w in want]
+    assert [rows[i]["error"] for i in good] == ["", "", ""]
+    assert rows[1]["error"].startswith("missing value") and rows[2]["error"].startswith("empty text")
+    assert rows[4]["error"].startswith("413") and "max_length" in rows[4]["error"]
+    assert manifest_out == {"rows": 16, "rows_failed": 13, "failed_shards": 1}
+    manifest = json.loads(s3.get_object(Bucket="staging", Key="jobs/j/output/_nimbus_manifest.json")["Body"].read())
+    assert manifest["failed_shards"] == [{"number": 4, "rows": 10, "error": "Lambda.Unknown", "reason": "timed out"}]
+    assert manifest["json_columns"] == ["ents", "cats"] and manifest["version"] == 1

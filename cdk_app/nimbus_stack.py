@@ -28,6 +28,7 @@ from constructs import Construct
 
 from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.runtime import metrics as runtime_metrics
+from nimbus_jupyter.runtime.contract import FRONT_ENV, FRONT_GATEWAY_IAM, FRONT_GATEWAY_KEY
 from nimbus_jupyter.targets.aws.checks import check_snapstart as check_snapstart_limits
 from nimbus_jupyter.targets.aws.runtimes import RUNTIMES
 from nimbus_jupyter.targets.aws.spec import (ALIAS_NAME, ARCHITECTURES, AUTH_IAM, AUTHS, HANDLER, MODEL_INLINE, MODEL_S3,
@@ -117,7 +118,9 @@ class NimbusStack(cdk.Stack):
             description=f"spaCy and its dependencies for nimbus {spec.name} ({runtime.name}, {spec.arch})",
             removal_policy=cdk.RemovalPolicy.DESTROY)
 
-        environment: Dict[str, str] = {"NIMBUS_DEPLOYMENT": spec.name, "NIMBUS_VERSION": str(spec.version)}
+        environment: Dict[str, str] = {"NIMBUS_DEPLOYMENT": spec.name, "NIMBUS_VERSION": str(spec.version),
+                                       # the served OpenAPI says what API Gateway answers in front of it
+                                       FRONT_ENV: FRONT_GATEWAY_IAM if spec.auth == AUTH_IAM else FRONT_GATEWAY_KEY}
         if spec.snapstart:
             environment["NIMBUS_SNAPSTART"] = "1"  # lambda_entry registers its after-restore hook
         self.model = None

@@ -109,7 +109,8 @@ def test_inline_function_runtime_handler_size_and_environment(inline):
         "MemorySize": 3008, "Timeout": 30, "EphemeralStorage": {"Size": 640}, "ReservedConcurrentExecutions": 5,
         "Layers": [{"Ref": layer_id}], "LoggingConfig": {"LogGroup": {"Ref": logs_id}},
         "Environment": {"Variables": Match.object_equals({
-            "NIMBUS_DEPLOYMENT": "reviews", "NIMBUS_VERSION": "3", "NIMBUS_BUNDLE_DIR": "/var/task/bundle"})},
+            "NIMBUS_DEPLOYMENT": "reviews", "NIMBUS_VERSION": "3", "NIMBUS_BUNDLE_DIR": "/var/task/bundle",
+            "NIMBUS_FRONT": "api-gateway-key"})},
     })
     assert HANDLER == "nimbus_jupyter.runtime.lambda_entry.handler"
 
@@ -123,7 +124,7 @@ def test_s3_function_on_arm64_reads_its_model_location_from_env(s3):
     _, fn = _one(raw, "AWS::Lambda::Function")
     assert "ReservedConcurrentExecutions" not in fn["Properties"]  # unset: the account's pool
     env = fn["Properties"]["Environment"]["Variables"]
-    assert set(env) == {"NIMBUS_DEPLOYMENT", "NIMBUS_VERSION", "NIMBUS_MODEL_BUCKET", "NIMBUS_MODEL_KEY"}
+    assert set(env) == {"NIMBUS_DEPLOYMENT", "NIMBUS_VERSION", "NIMBUS_MODEL_BUCKET", "NIMBUS_MODEL_KEY", "NIMBUS_FRONT"}
     assert env["NIMBUS_MODEL_KEY"] == stack.model.s3_object_key and env["NIMBUS_MODEL_KEY"].endswith(".zip")
     assert "assets" in json.dumps(env["NIMBUS_MODEL_BUCKET"])  # the bootstrap assets bucket
 
@@ -212,6 +213,8 @@ def test_auth_iam_methods_use_aws_iam_and_no_key_or_usage_plan(iam):
     assert "ApiKeyId" not in outputs and "UsagePlanId" not in outputs
     invoke_arn = json.dumps(outputs["InvokeArn"]["Value"])
     assert "execute-api" in invoke_arn and "/v1/*/*" in invoke_arn
+    _, fn = _one(raw, "AWS::Lambda::Function")
+    assert fn["Properties"]["Environment"]["Variables"]["NIMBUS_FRONT"] == "api-gateway-iam"  # its OpenAPI says SigV4
 
 
 def test_auth_key_methods_need_the_key_and_name_the_usage_plan(inline):

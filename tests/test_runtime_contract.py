@@ -414,6 +414,29 @@ def test_openapi_document_describes_the_routes(bundle):
     assert {"ents", "cats"} <= set(allowed)
 
 
+def test_openapi_says_what_the_local_server_answers_without_a_key(bundle, monkeypatch):
+    monkeypatch.delenv("NIMBUS_FRONT", raising=False)
+    doc = ok_body(call(api_event(method="GET", path="/openapi.json", content_type=None)))
+    predict = doc["paths"]["/predict"]["post"]["responses"]
+    assert "401" in predict and "403" not in predict
+    assert doc["paths"]["/health"]["get"]["security"] == []  # /health needs no key locally
+    assert doc["security"] == [{"apiKey": []}]
+
+
+@pytest.mark.parametrize("front,scheme", [("api-gateway-key", "apiKey"), ("api-gateway-iam", "sigv4")])
+def test_openapi_behind_api_gateway_says_403_and_that_health_is_checked_too(bundle, monkeypatch, front, scheme):
+    """On AWS API Gateway checks every route, /health included, and refuses with 403 and its own body."""
+    monkeypatch.setenv("NIMBUS_FRONT", front)
+    doc = ok_body(call(api_event(method="GET", path="/openapi.json", content_type=None)))
+    assert list(doc["components"]["securitySchemes"]) == [scheme]
+    assert doc["security"] == [{scheme: []}]
+    for path, method in (("/predict", "post"), ("/health", "get"), ("/openapi.json", "get")):
+        responses = doc["paths"][path][method]["responses"]
+        assert "403" in responses and "401" not in responses, (path, responses)
+        assert responses["403"]["content"]["application/json"]["schema"]["properties"] == {"message": {"type": "string"}}
+    assert doc["paths"]["/health"]["get"]["security"] == [{scheme: []}]
+
+
 # --------------------------------------------------------------------------- still healthy afterwards
 
 

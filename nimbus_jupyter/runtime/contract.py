@@ -152,9 +152,30 @@ def _json_type(value: Any) -> str:
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
-def openapi_document(title: str, version: str, fields: Sequence[str], default_fields: Sequence[str]) -> Dict[str, Any]:
-    """OpenAPI 3 description of the endpoint: the same on the local target and on AWS."""
+FRONT_ENV = "NIMBUS_FRONT"  # what stands in front of the handler: set by the AWS stack, absent locally
+FRONT_LOCAL, FRONT_GATEWAY_KEY, FRONT_GATEWAY_IAM = "local", "api-gateway-key", "api-gateway-iam"
+_GATEWAY_ERROR = {"type": "object", "description": "API Gateway's own body, not the contract's Error",
+                  "properties": {"message": {"type": "string"}}}
+
+
+def openapi_document(title: str, version: str, fields: Sequence[str], default_fields: Sequence[str],
+                     front: str = FRONT_LOCAL) -> Dict[str, Any]:
+    """OpenAPI 3 description of the endpoint. The body shapes are the same on every target; who checks the
+    caller is not: locally the server answers a missing key 401 and /health needs none, while on AWS API
+    Gateway checks every route (``/health`` too) and answers 403 with its own body before Lambda runs."""
     error = {"$ref": "#/components/schemas/Error"}
+    gateway = front in (FRONT_GATEWAY_KEY, FRONT_GATEWAY_IAM)
+    if front == FRONT_GATEWAY_IAM:
+        schemes = {"sigv4": {"type": "apiKey", "in": "header", "name": "Authorization",
+                             "description": "AWS SigV4 (service execute-api) with IAM credentials allowed to invoke the API",
+                             "x-amazon-apigateway-authtype": "awsSigv4"}}
+        security: List[Dict[str, List[str]]] = [{"sigv4": []}]
+        refused = ("403", "API Gateway: unsigned ('Missing Authentication Token') or wrongly signed request", _GATEWAY_ERROR)
+    else:
+        schemes = {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}}
+        security = [{"apiKey": []}]
+        refused = (("403", "API Gateway: missing or wrong API key ({\"message\": \"Forbidden\"})", _GATEWAY_ERROR)
+                   if gateway else ("401", "missing or wrong API key", error))
     span = {
         "type": "object",
         "properties": {"text": {"type": "string"}, "label": {"type": "string"},
@@ -164,7 +185,7 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
         "openapi": "3.0.3",
         "info": {"title": f"Nimbus endpoint: {title}", "version": version},
         "components": {
-            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "x-api-key"}},
+            "securitySchemes": schemes,
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "message"],
                           "properties": {"error": {"type": "string"}, "message": {"type": "string"}}},
@@ -217,7 +238,7 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
                 },
             },
         },
-        "security": [{"apiKey": []}],
+        "security": security,
         "paths": {
             "/predict": {"post": {
                 "summary": "Run the pipeline over texts; results come back in input order.",
@@ -232,8 +253,9 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
                 "responses": {
                     "200": {"description": "results", "content": {"application/json": {
                         "schema": {"$ref": "#/components/schemas/PredictResponse"}}}},
+                    refused[0]: {"description": refused[1], "content": {"application/json": {"schema": refused[2]}}},
                     **{code: {"description": why, "content": {"application/json": {"schema": error}}}
-                       for code, why in [("400", "bad request"), ("401", "missing or wrong API key"),
+                       for code, why in [("400", "bad request"),
                                          ("413", "payload too large, or the answer would be over Lambda's "
                                                  f"{MAX_RESPONSE_BYTES:,}-byte response limit (response_too_large): "
                                                  "split the texts"), ("409", "the request expects another version than the one "
@@ -243,14 +265,19 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
                 },
             }},
             "/health": {"get": {
-                "summary": "Liveness and the version served; needs no key.", "security": [],
+                "summary": "Liveness and the version served" + ("; API Gateway checks the caller here too."
+                                                                 if gateway else "; needs no key."),
+                "security": security if gateway else [],
                 "responses": {"200": {"description": "healthy", "content": {"application/json": {
-                    "schema": {"type": "object"}}}}},
+                    "schema": {"type": "object"}}}},
+                              **({refused[0]: {"description": refused[1], "content": {"application/json": {
+                                  "schema": refused[2]}}}} if gateway else {})},
             }},
             "/openapi.json": {"get": {
                 "summary": "This document.",
                 "responses": {"200": {"description": "OpenAPI 3", "content": {"application/json": {
-                    "schema": {"type": "object"}}}}},
+                    "schema": {"type": "object"}}}}, refused[0]: {"description": refused[1], "content": {
+                        "application/json": {"schema": refused[2]}}}},
             }},
         },
     }

@@ -13,7 +13,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
-from .contract import ApiError, PredictRequest, openapi_document, parse_predict
+from .contract import FRONT_ENV, FRONT_LOCAL, ApiError, PredictRequest, openapi_document, parse_predict
 from .events import route
 from .fields import FieldUnavailable, NotJSON, PipelineFields, doc_to_result, extension_names
 from .limits import MAX_RESPONSE_BYTES
@@ -88,7 +88,8 @@ def _route(event: Dict[str, Any]) -> Dict[str, Any]:
             "extensions": state.extensions, "hash": state.hash,
         })
     if path == "/openapi.json":
-        return _response(200, openapi_document(state.name, state.version, state.allowed_fields, state.default_fields))
+        return _response(200, openapi_document(state.name, state.version, state.allowed_fields, state.default_fields,
+                                               front=os.environ.get(FRONT_ENV, FRONT_LOCAL)))
     return _predict(state, event)
 
 

@@ -23,9 +23,11 @@ class Pool:
     """``size`` workers for one bundle, each busy with at most one event."""
 
     def __init__(self, host: Host, size: int, max_queue: int,
-                 reopen: Optional[Callable[[], Awaitable[Host]]] = None) -> None:
+                 reopen: Optional[Callable[[], Awaitable[Host]]] = None,
+                 on_replace: Optional[Callable[[], Any]] = None) -> None:
         self.host = host  # where workers come from (forked from the version's host, or spawned)
         self.reopen = reopen  # a new host when this one is gone (its process was killed)
+        self.on_replace = on_replace  # told when a worker was replaced (the server rewrites status.json)
         self.size = size
         self.max_queue = max_queue
         self.workers: List[Worker] = []
@@ -99,6 +101,8 @@ class Pool:
         self.workers = [w for w in self.workers if w is not dead] + [worker]
         self.replaced += 1
         self._idle.put_nowait(worker)
+        if self.on_replace is not None:
+            self.on_replace()
 
     async def drain(self, timeout: float = 60.0) -> None:
         """Wait for events in flight to finish (up to ``timeout``), then stop every worker."""

@@ -101,7 +101,8 @@ class LocalServer:
         version = str(config["version"])
         host = await self._host(version, bundle_dir, config["name"])
         pool = Pool(host, int(config.get("workers", 1)), int(config.get("max_queue", 0)),
-                    reopen=lambda: self._host(version, bundle_dir, config["name"], fresh=True))
+                    reopen=lambda: self._host(version, bundle_dir, config["name"], fresh=True),
+                    on_replace=lambda: self._write_status("ready") if self.pool is pool else None)
         try:
             await pool.start()
         except WorkerLoadError:
@@ -141,6 +142,7 @@ class LocalServer:
             "version": self.config.get("version"), "error": error, "reload_error": self.reload_error,
             "workers": self.pool.worker_pids() if self.pool else [], "updated": time.time(),
             "hosts": {v: {"how": h.how, "pid": h.pid} for v, h in self.hosts.items()},
+            "zygote": str(self.base.path) if self.base else None,
         })
 
     # -- requests --------------------------------------------------------------------------------

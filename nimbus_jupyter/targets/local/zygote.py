@@ -132,7 +132,7 @@ def base_main(path: str) -> int:
     os.dup2(devnull, 0)
     os.close(devnull)
     preload()
-    idle = float(os.environ.get("NIMBUS_ZYGOTE_IDLE") or 3600)
+    idle = float(os.environ.get("NIMBUS_ZYGOTE_IDLE") or 600)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     tmp = f"{path}.{os.getpid()}"
     listener.bind(tmp)

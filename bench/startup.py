@@ -54,6 +54,19 @@ def serving_pids(home: Path, name: str) -> Dict[str, List[int]]:
     return deployment_processes(DeploymentFiles(home / "deployments" / name))
 
 
+def live_workers(home: Path, name: str) -> List[int]:
+    import psutil
+
+    out = []
+    for pid in serving_pids(home, name)["workers"]:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                out.append(pid)
+        except psutil.Error:
+            pass
+    return out
+
+
 def memory(home: Path, name: str) -> Dict[str, Any]:
     import psutil
 
@@ -133,7 +146,7 @@ def one(tree: Path, rows: int) -> Dict[str, Any]:
 
         replaced = []
         for _ in range(3):
-            victim = serving_pids(home, "first")["workers"][0]
+            victim = live_workers(home, "first")[0]
             before = requests.get(f"{d.url}/health", timeout=5).json()["workers"]["replaced"]
             started = time.perf_counter()
             os.kill(victim, signal.SIGKILL)
@@ -144,7 +157,9 @@ def one(tree: Path, rows: int) -> Dict[str, Any]:
                 if time.perf_counter() - started > 60:
                     raise RuntimeError("no replacement in 60 s")
             replaced.append(time.perf_counter() - started)
-            time.sleep(0.3)
+            deadline = time.monotonic() + 30
+            while (len(live_workers(home, "first")) != 2 or victim in live_workers(home, "first")) and time.monotonic() < deadline:
+                time.sleep(0.05)
         out["replaced"] = replaced
 
         batch = texts(rows)

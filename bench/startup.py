@@ -142,10 +142,16 @@ def one(tree: Path, rows: int) -> Dict[str, Any]:
         out["rollback"] = time.perf_counter() - started
         out["rollback_reported"] = result.seconds
         d = nj.get_deployment("first")
+        deadline = time.monotonic() + 30  # the previous version's workers finish stopping first
+        while len(live_workers(home, "first")) != 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         out["memory_idle"] = memory(home, "first")
 
         replaced = []
         for _ in range(3):
+            deadline = time.monotonic() + 30  # the previous version's workers finish stopping first
+            while len(live_workers(home, "first")) != 2 and time.monotonic() < deadline:
+                time.sleep(0.05)
             victim = live_workers(home, "first")[0]
             before = requests.get(f"{d.url}/health", timeout=5).json()["workers"]["replaced"]
             started = time.perf_counter()
@@ -155,7 +161,7 @@ def one(tree: Path, rows: int) -> Dict[str, Any]:
                 if requests.get(f"{d.url}/health", timeout=5).json()["workers"]["replaced"] > before:
                     break
                 if time.perf_counter() - started > 60:
-                    raise RuntimeError("no replacement in 60 s")
+                    raise RuntimeError(f"no replacement in 60 s: victim {victim}, {[(p.pid, p.status(), p.cmdline()[-1][-40:]) for p in __import__('psutil').Process(json.loads((home / 'deployments/first/status.json').read_text())['pid']).children(recursive=True)]}")
             replaced.append(time.perf_counter() - started)
             deadline = time.monotonic() + 30
             while (len(live_workers(home, "first")) != 2 or victim in live_workers(home, "first")) and time.monotonic() < deadline:

@@ -161,11 +161,15 @@ def test_forking_can_be_turned_off(nimbus_home, monkeypatch):
 
 def test_destroying_the_last_local_deployment_stops_the_zygote(tmp_path, monkeypatch):
     monkeypatch.setenv("NIMBUS_HOME", str(tmp_path / "home"))
-    nj.deploy(sleepy_pipeline(0.0), "last", workers=1, show=False)
+    nj.deploy(sleepy_pipeline(0.0), "last", workers=2, show=False)
     try:
-        zygote = deployment_processes(DeploymentFiles(Registry().deployment_dir("last")))["zygote"]
-        assert len(zygote) == 1
+        procs = deployment_processes(DeploymentFiles(Registry().deployment_dir("last")))
+        assert len(procs["zygote"]) == 1 and len(procs["hosts"]) == 1 and len(procs["workers"]) == 2
     finally:
         nj.destroy("last")
-    wait_for(lambda: not psutil.pid_exists(zygote[0]) or psutil.Process(zygote[0]).status() == psutil.STATUS_ZOMBIE,
-             "the zygote to exit", 15)
+
+    def gone(pid: int) -> bool:
+        return not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+    every = [pid for pids in procs.values() for pid in pids]
+    wait_for(lambda: all(gone(pid) for pid in every), "the server, host, workers and zygote to exit", 15)

@@ -1,6 +1,6 @@
 """Pipeline object -> bundle directory: ``model/`` (``nlp.to_disk``), ``code/`` and ``manifest.json``.
 
-Pure: no servers, no AWS, no widgets. The content hash covers the model and the code, so the same
+No servers, no AWS, no widgets. The content hash covers the model and the code, so the same
 pipeline always gives the same hash and an unchanged redeploy can be recognised as a no-op. The
 vocabulary's string store is left out of the hash: it grows with every text the pipeline processes
 (a cache of hashed strings) while the pipeline itself stays the same. Components keep their labels
@@ -11,6 +11,11 @@ than on the pipeline is hashed in a canonical form (the files written are spaCy'
 Of spaCy's built-in factories only the sentencizer has such state (its ``punct_chars`` set, in its
 JSON file and, when given as a list made from a set, in ``config.cfg``); tests/test_content_hash.py
 builds every built-in factory under several ``PYTHONHASHSEED``s to keep it that way.
+
+Writing the same pipeline again is skipped within a process: the last few bundles built are kept as
+hard links under ``$NIMBUS_CACHE/bundles`` by the pipeline's in-memory fingerprint (``fingerprint.py``),
+and a pipeline with the same fingerprint gets their files (checked against their hash) instead of a
+``to_disk``. tests/test_fast_redeploy.py changes each kind of state to show a change is never missed.
 """
 from __future__ import annotations
 

@@ -174,7 +174,7 @@ def base_main(path: str) -> int:
                     conns.pop(conn.fileno(), None)
                     conn.close()  # type: ignore[union-attr]
                     continue
-                reply = _base_command(request, fds, listener, list(conns.values()))
+                reply = _base_command(request, fds, listener, list(conns.values()), selector)
                 if "pid" in reply:
                     hosts[reply["pid"]] = time.monotonic()
                 try:
@@ -205,7 +205,7 @@ def _alive(pid: int) -> bool:
 
 
 def _base_command(request: Dict[str, Any], fds: List[int], listener: socket.socket,
-                  conns: List[socket.socket]) -> Dict[str, Any]:
+                  conns: List[socket.socket], selector: Any) -> Dict[str, Any]:
     if request.get("op") == "ping":
         return {"pong": os.getpid()}
     if request.get("op") != "host" or len(fds) != 2:
@@ -223,6 +223,7 @@ def _base_command(request: Dict[str, Any], fds: List[int], listener: socket.sock
     if pid == 0:  # the version host
         try:
             _child_signals()
+            selector.close()  # the child's reference to the epoll instance only
             listener.close()
             for conn in conns:
                 conn.close()

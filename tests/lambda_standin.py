@@ -24,7 +24,7 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Dict, Optional
-from urllib.parse import unquote
+from urllib.parse import parse_qs, unquote
 
 ACCOUNT = "123456789012"
 REGION = os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
@@ -117,12 +117,13 @@ def make_server(standin: StandIn, port: int = 0) -> ThreadingHTTPServer:
                     standin.faults.update(json.loads(body))
                 self._send(200, {}, b"{}")
                 return
-            path = self.path.split("?")[0]
+            path, _, query = self.path.partition("?")
             if not (path.startswith(PREFIX) and path.endswith(SUFFIX)):
                 self._send(404, {}, b'{"message": "unknown route"}')
                 return
             name = unquote(path[len(PREFIX):-len(SUFFIX)])
             name, _, qualifier = name.split("function:")[-1].partition(":")  # an ARN or a name, maybe with a qualifier
+            qualifier = parse_qs(query).get("Qualifier", [qualifier])[0]  # or the Qualifier parameter
             with standin.stats_lock:
                 standin.stats["qualifiers"].append(qualifier or "$LATEST")
             self._send(*standin.invoke(name, self.headers, body))

@@ -6,17 +6,24 @@ stack with one fails: the permissions that ``Ref`` it lose their FunctionName) a
 backend (``create_alias`` / ``publish_version``), so the real CDK deploy runs against moto and the
 alias, versions and rollback behave as moto's Lambda API makes them. moto's CloudWatch answers no
 percentile statistic (``p50``, ``p99``: its server fails on the empty value); they are added as
-nearest-rank percentiles of the raw values put. Nothing of Nimbus is stood in.
+nearest-rank percentiles of the raw values put. moto's Lambda has no GetAccountSettings ("Not yet
+implemented"): it is added with Lambda's default account limits (1,000 concurrent executions, less what
+the functions reserve, as moto's own PutFunctionConcurrency counts them; ``MOTO_LAMBDA_CONCURRENCY_QUOTA``
+sets the limit as it does there). Nothing of Nimbus is stood in.
 
 Run as ``python tests/moto_plus.py -H 127.0.0.1 -p PORT`` (the arguments of ``python -m moto.server``).
 """
 from __future__ import annotations
 
+import json
 import math
+import os
 import sys
 from typing import Any, Dict
 
 from moto.awslambda import models as lambda_models
+from moto.awslambda import urls as lambda_urls
+from moto.awslambda.responses import LambdaResponse
 from moto.cloudwatch import models as cloudwatch_models
 from moto.core.common_models import CloudFormationModel
 
@@ -103,6 +110,19 @@ def _with_percentiles(original: Any) -> Any:
     return statistic
 
 
+def _account_settings(self: Any) -> Any:
+    """GetAccountSettings as Lambda answers it (AccountLimit with the concurrency figures, AccountUsage)."""
+    limit = int(os.environ.get("MOTO_LAMBDA_CONCURRENCY_QUOTA", "1000"))
+    functions = list(self.backend.list_functions())
+    reserved = sum(int(f.reserved_concurrency or 0) for f in functions)
+    return 200, {}, json.dumps({
+        "AccountLimit": {"TotalCodeSize": 80530636800, "CodeSizeUnzipped": 262144000, "CodeSizeZipped": 52428800,
+                         "ConcurrentExecutions": limit, "UnreservedConcurrentExecutions": limit - reserved},
+        "AccountUsage": {"TotalCodeSize": sum(int(getattr(f, "code_size", 0) or 0) for f in functions), "FunctionCount": len(functions)}})
+
+
+LambdaResponse.get_account_settings = _account_settings
+lambda_urls.url_paths[r"{0}/(?P<api_version>[^/]+)/account-settings/?$"] = LambdaResponse.dispatch
 cloudwatch_models.Statistics.get_statistics_for_type = _with_percentiles(cloudwatch_models.Statistics.get_statistics_for_type)
 lambda_models.LambdaVersion.create_from_cloudformation_json = classmethod(_publish_with_description)
 lambda_models.LambdaVersion.get_cfn_attribute = _version_attribute

@@ -166,6 +166,91 @@ def gate_pipeline() -> Language:
     return nlp
 
 
+def versioned_pipeline(label: str, seconds: float = 0.0) -> Language:
+    """A sleeper and an entity_ruler that tags "phone" and "laptop" as ``label``: two versions built with
+    different labels have the same components, and every answer says which one scored it."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_sleep", config={"seconds": seconds})
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": label, "pattern": [{"LOWER": w}]} for w in ("phone", "laptop")])
+    return nlp
+
+
+@Language.factory("nimbus_test_slow_on", default_config={"trigger": "SLOW", "seconds": 1.0, "seen": ""},
+                  assigns=["doc.cats"])
+def make_slow_on(nlp: Language, name: str, trigger: str, seconds: float, seen: str) -> "SlowOn":
+    return SlowOn(trigger, seconds, seen)
+
+
+class SlowOn:
+    """Sleeps ``seconds`` on texts containing ``trigger``; appends every text it sees to the file ``seen``
+    (one write per line), so a test counts on the server side how often each text arrived."""
+
+    def __init__(self, trigger: str, seconds: float, seen: str) -> None:
+        self.trigger, self.seconds, self.seen = trigger, seconds, seen
+
+    def __call__(self, doc):  # type: ignore[no-untyped-def]
+        import os
+
+        if self.seen:
+            fd = os.open(self.seen, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, (doc.text + "\n").encode("utf-8"))
+            finally:
+                os.close(fd)
+        if self.trigger in doc.text:
+            time.sleep(self.seconds)
+        doc.cats["OK"] = 1.0
+        return doc
+
+
+def slow_on_pipeline(seen: str, seconds: float = 1.0, trigger: str = "SLOW") -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_slow_on", config={"trigger": trigger, "seconds": seconds, "seen": seen})
+    return nlp
+
+
+@Language.component("nimbus_test_declares_nothing")
+def declares_nothing(doc):  # type: ignore[no-untyped-def]
+    """A component of the user's that declares no ``assigns``: it may set anything, or nothing."""
+    return doc
+
+
+def no_sentences_pipeline() -> Language:
+    """An entity_ruler and a component that declares nothing: no sentence boundaries, declared or set."""
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_declares_nothing")
+    ruler = nlp.add_pipe("entity_ruler")
+    ruler.add_patterns([{"label": "PRODUCT", "pattern": [{"LOWER": "phone"}]}])
+    return nlp
+
+
+@Language.factory("nimbus_test_dies_on", default_config={"trigger": "DIE"}, assigns=["doc.cats"])
+def make_dier(nlp: Language, name: str, trigger: str) -> "DiesOn":
+    return DiesOn(trigger)
+
+
+class DiesOn:
+    """Ends its worker process on texts containing ``trigger``: an endpoint failure, not the request's fault."""
+
+    def __init__(self, trigger: str) -> None:
+        self.trigger = trigger
+
+    def __call__(self, doc):  # type: ignore[no-untyped-def]
+        import os
+
+        if self.trigger in doc.text:
+            os._exit(3)
+        doc.cats["OK"] = 1.0
+        return doc
+
+
+def dies_on_pipeline(trigger: str = "DIE") -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_dies_on", config={"trigger": trigger})
+    return nlp
+
+
 @Language.factory("nimbus_test_random", assigns=["doc.cats"])
 def make_random(nlp: Language, name: str) -> "RandomDraw":
     return RandomDraw()

@@ -27,3 +27,26 @@ def test_direct_invoke_on_arm_and_idle_storage() -> None:
                                            (0.017, "$0.02"), (1234.5, "$1,234.50")])
 def test_small_sums_keep_two_significant_digits(amount: float, shown: str) -> None:
     assert usd(amount) == shown
+
+
+def test_init_billing_ephemeral_storage_and_the_alarm_by_hand() -> None:
+    # 2 GB x86: 1,000 texts x 5 ms = 5 s x 2 GB x $0.0000166667 = $0.000166667
+    # /tmp 2,048 MB: 1,536 MB over the free 512 = 1.5 GB x $0.0000000309 = $0.00000004635 per second
+    #   x 5 s = $0.00000023175
+    # INIT 3 s per cold start: 3 x (2 x 0.0000166667 + 0.00000004635) = $0.00010013925; 0.5 cold starts
+    #   per 1,000 texts = $0.000050069625
+    # requests: 1,000 / 100 = 10 x $0.20/M = $0.000002
+    # alarm on 2 metrics (Errors + PipelineErrors) $0.20 + the custom metric $0.30 = $0.50 a month
+    found = estimate(0.005, 2048, "x86_64", texts_per_request=100, ephemeral_mb=2048, init_seconds=3.0,
+                     cold_starts_per_1000_texts=0.5, alarm_metrics=2, custom_metrics=1)
+    assert found.init_per_cold_start == pytest.approx(0.00010013925, rel=1e-9)
+    assert found.per_1000_texts == pytest.approx(0.000166667 + 0.00000023175 + 0.000050069625 + 0.000002, rel=1e-9)
+    assert found.idle_per_month == pytest.approx(0.50, rel=1e-9) and found.alarm_per_month == pytest.approx(0.50)
+    text = found.text()
+    assert "idle $0.50/month (alarm $0.50)" in text and "each cold start $0.00010 (INIT billed since 2025-08-01)" in text
+
+
+def test_no_extra_storage_cost_up_to_512_mb() -> None:
+    plain = estimate(0.005, 2048, "arm64")
+    assert estimate(0.005, 2048, "arm64", ephemeral_mb=512).per_1000_texts == plain.per_1000_texts
+    assert plain.init_per_cold_start == 0 and "cold start" not in plain.text()

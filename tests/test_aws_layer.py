@@ -28,7 +28,19 @@ from nimbus_jupyter.runtime.limits import LAMBDA_UNZIPPED_LIMIT_BYTES
 from nimbus_jupyter.targets.aws.layer import (LayerBuild, build_layer, layer_requirements, own_shared_objects,
                                               pip_platforms)
 
-PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}"
+KERNEL = f"{sys.version_info.major}.{sys.version_info.minor}"
+
+
+def _layer_python() -> str:
+    """The runtime a deploy of this kernel gets (runtimes.choose, today's dates, the real index). Its
+    interpreter (to run the layer's handler and write its .pyc) is this machine's, or Debian's, which the
+    harness extracts on first use (``lambda_harness.compile_python``)."""
+    from nimbus_jupyter.targets.aws.runtime_select import select_runtime
+
+    return select_runtime("x86_64")[0].python
+
+
+PYTHON = _layer_python()
 MiB = 1024 ** 2
 TARGET_BYTES = 130 * MiB
 
@@ -40,10 +52,20 @@ def layer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def layer(layer_cache: Path) -> LayerBuild:
+    import lambda_harness
+
+    lambda_harness.compile_python(PYTHON)
     steps: List[str] = []
     build = build_layer(PYTHON, "x86_64", layer_cache, on_step=lambda step, detail: steps.append(step), langs=["en"])
     assert steps[:2] == ["download", "trim"] and steps[-1] == "done"
     return build
+
+
+def test_a_kernel_with_todays_numpy_gets_a_newer_runtime_than_its_own_when_al2_lacks_wheels() -> None:
+    numpy_version = tuple(int(p) for p in metadata.version("numpy").split(".")[:2])
+    if KERNEL in ("3.10", "3.11") and numpy_version >= (2, 3):
+        assert PYTHON not in ("3.10", "3.11"), PYTHON  # AL2 (glibc 2.26) has no numpy >= 2.3 wheel
+    assert PYTHON in ("3.12", "3.13", "3.14") or KERNEL >= "3.12"
 
 
 def test_pins_are_the_kernels_exact_spacy_stack() -> None:
@@ -121,9 +143,14 @@ def test_own_shared_objects_stripped_vendored_libs_untouched(layer: LayerBuild) 
 def test_pyc_are_unchecked_hash(layer: LayerBuild) -> None:
     import importlib.util
 
-    pyc = Path(importlib.util.cache_from_source(str(layer.python_dir / "spacy" / "language.py")))
+    from nimbus_jupyter.targets.aws.interpreters import find_python
+
+    python = find_python(PYTHON)
+    tag, magic = subprocess.run([python, "-c", "import sys, importlib.util as u; print(sys.implementation.cache_tag, "
+                                 "u.MAGIC_NUMBER.hex())"], capture_output=True, text=True, check=True).stdout.split()
+    pyc = layer.python_dir / "spacy" / "__pycache__" / f"language.{tag}.pyc"
     header = pyc.read_bytes()[:16]
-    assert header[:4] == importlib.util.MAGIC_NUMBER
+    assert header[:4] == bytes.fromhex(magic)
     assert struct.unpack("<I", header[4:8])[0] == 0b01  # hash-based, not checked against the source
 
 
@@ -154,7 +181,10 @@ def _run_on_layer(layer: LayerBuild, bundle: Path, tmp: Path, texts: List[str], 
     shutil.copytree(package / "runtime", root / "nimbus_jupyter" / "runtime", ignore=shutil.ignore_patterns("__pycache__"))
     env = {"LAYER_PYTHON": str(layer.python_dir), "RUNTIME_ROOT": str(root), "NIMBUS_BUNDLE_DIR": str(bundle),
            "TEXTS": json.dumps(texts), "FIELDS": json.dumps(fields), "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
-    proc = subprocess.run([sys.executable, "-I", "-S", "-c", PROBE], env=env, capture_output=True, text=True, timeout=300)
+    from nimbus_jupyter.targets.aws.interpreters import find_python
+
+    proc = subprocess.run([find_python(layer.python), "-I", "-S", "-c", PROBE], env=env, capture_output=True, text=True,
+                          timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert Path(out["spacy_file"]).is_relative_to(layer.python_dir), out["spacy_file"]

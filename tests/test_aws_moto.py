@@ -86,11 +86,20 @@ def test_function_layer_and_assets_exist(deployed: Dict[str, Any]) -> None:
 
     record = deployed["record"]
     function = boto3.client("lambda").get_function(FunctionName=record.target_data["function_name"])["Configuration"]
-    assert function["Runtime"] == f"python{sys.version_info.major}.{sys.version_info.minor}"
+    from importlib import metadata
+
+    from nimbus_jupyter.targets.aws.runtime_select import select_runtime
+
+    # the runtime is chosen (newest with wheels for every pin), not the kernel's: a 3.10/3.11 kernel with
+    # numpy >= 2.3 gets an Amazon Linux 2023 runtime
+    assert function["Runtime"] == select_runtime("x86_64")[0].runtime
+    numpy_minor = tuple(int(p) for p in metadata.version("numpy").split(".")[:2])
+    if sys.version_info[:2] < (3, 12) and numpy_minor >= (2, 3):
+        assert function["Runtime"] not in ("python3.10", "python3.11")
     assert function["Handler"] == "nimbus_jupyter.runtime.lambda_entry.handler"
     assert function["MemorySize"] == 1024
     # moto's CloudFormation drops a function's Layers (the template test checks the attachment);
-    # the layer version itself is created, for the kernel's runtime.
+    # the layer version itself is created, for the chosen runtime.
     layers = boto3.client("lambda").list_layers()["Layers"]
     ours = [l for l in layers if l["LayerName"].startswith("nimbus-reviews-Dependencies")]
     assert len(ours) == 1 and ours[0]["LatestMatchingVersion"]["CompatibleRuntimes"] == [function["Runtime"]]
@@ -102,6 +111,43 @@ def test_function_layer_and_assets_exist(deployed: Dict[str, Any]) -> None:
     tags = {t["Key"]: t["Value"] for t in stack["Tags"]}
     assert tags["nimbus:deployment"] == "reviews" and tags["nimbus:managed-by"] == "nimbus-jupyter"
     assert record.url.startswith("https://") and "execute-api.us-east-1.amazonaws.com" in record.url
+
+
+def test_the_deployed_layer_passes_the_lambda_harness(deployed: Dict[str, Any], textcat_nlp, tmp_path: Path) -> None:
+    """The layer this kernel deployed (python3.14 for a 3.11 kernel with numpy 2.4: its runtime is chosen),
+    run by the real awslambdaric in a clean interpreter of that runtime (tests/lambda_harness.py), with the
+    deployed options, predicts what the kernel predicts."""
+    import os
+
+    import lambda_harness as lh
+    from lambda_events import rest_v1
+    from nimbus_jupyter.core.bundle import build_bundle
+    from nimbus_jupyter.runtime.fields import doc_to_result
+    from nimbus_jupyter.targets.aws.package import build_function_code
+
+    spec = deployed["plan"].data["spec"]
+    try:
+        lh.interpreter(spec["python"], spec["arch"])
+    except lh.HarnessUnavailable as exc:
+        if "CI" in os.environ:
+            raise
+        pytest.skip(str(exc))
+    bundle = build_bundle(textcat_nlp, tmp_path / "bundle", "reviews")
+    code = build_function_code(bundle.path, tmp_path / "code", inline=True)
+    env = lh.Environment(layer_dir=Path(spec["layer_dir"]), code_dir=code, python=spec["python"], arch=spec["arch"],
+                         memory_mb=spec["memory_mb"], timeout_s=spec["timeout_s"], tmp_mb=spec["ephemeral_storage_mb"],
+                         env={"NIMBUS_BUNDLE_DIR": "/var/task/bundle", "NIMBUS_DEPLOYMENT": "reviews", "NIMBUS_VERSION": "1"})
+    with lh.RuntimeApi(timeout_s=env.timeout_s) as api:
+        function = lh.LambdaFunction(env, api, tmp_path / "function.log")
+        try:
+            function.start()
+            inv = function.invoke(rest_v1("POST", "/predict", {"texts": SAMPLES, "fields": ["cats", "ents"]}))
+        finally:
+            function.close()
+    assert inv.status == "ok" and inv.payload["statusCode"] == 200, (inv.error_type, inv.payload)
+    expected = [doc_to_result(doc, ["cats", "ents"]) for doc in textcat_nlp.pipe(SAMPLES)]
+    assert json.loads(inv.payload["body"])["results"] == json.loads(json.dumps(expected))
+    assert api.errors == 0 and spec["python"] not in ("3.10", "3.11")
 
 
 def test_a_dry_run_of_the_unchanged_deployment_says_nothing_to_change(deployed: Dict[str, Any], textcat_nlp) -> None:
@@ -120,6 +166,31 @@ def test_a_dry_run_of_a_changed_pipeline_or_options_says_update(deployed: Dict[s
                         **{**OPTIONS, "memory": 2048})
     assert bigger.version == 1 and bigger.changes[0].action == "update" and "the options changed" in bigger.changes[0].why
     assert deployed["registry"].get("reviews").version == 1  # dry runs change nothing
+
+
+def test_an_update_is_judged_against_the_live_functions_runtime(deployed: Dict[str, Any], textcat_nlp) -> None:
+    """The live-state fact ``runtime`` (GetFunctionConfiguration of the stack's function) goes to the
+    chooser: the plan says the stack moves off the runtime it runs, and an existing stack is judged by
+    AWS's update-block date."""
+    lam, function = boto3.client("lambda"), deployed["record"].target_data["lambda_function"]
+    deployed_runtime = lam.get_function_configuration(FunctionName=function)["Runtime"]
+    lam.update_function_configuration(FunctionName=function, Runtime="python3.12")
+    try:
+        plan = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=deployed["registry"],
+                          **{**OPTIONS, "memory": 2048})
+    finally:
+        lam.update_function_configuration(FunctionName=function, Runtime=deployed_runtime)
+    choice = plan.data["runtime_choice"]
+    assert plan.facts["runtime"] == "python3.12" and plan.data["stack_exists"] is True
+    assert choice["runtime"] == deployed_runtime and choice["how"] == "chosen"
+    assert f"the stack runs python3.12 now and moves to {deployed_runtime}" in choice["why"]
+    assert plan.notes[0] == next(iter(choice_lines(choice)))
+
+
+def choice_lines(choice: Dict[str, Any]) -> List[str]:
+    from nimbus_jupyter.targets.aws.runtimes import RuntimeChoice
+
+    return RuntimeChoice(**choice).lines()
 
 
 def test_ten_dry_runs_leave_no_staging_behind_and_keep_the_layer_cache(deployed: Dict[str, Any], textcat_nlp,

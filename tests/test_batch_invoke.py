@@ -202,6 +202,39 @@ def test_a_record_naming_the_alias_invokes_the_alias(lam):
         registry.remove("aliased-aws")
 
 
+def test_invokes_are_pinned_to_the_lambda_version_the_record_names(lam):
+    """The record names the Lambda version its alias pointed at (target_data.lambda_version): every invoke
+    of a batch, the checks before it included, goes to that version as the qualifier, so a rollback or a
+    deploy elsewhere (which moves the alias) cannot change the version mid-batch."""
+    registry = Registry()
+    registry.put(aws_record("pinned-aws", lam.bundle_hash, f"{FUNCTION}:live", alias_name="live",
+                            lambda_function=FUNCTION, lambda_version="7"))
+    try:
+        before = len(lam.stats()["qualifiers"])
+        df = nj.batch(reviews(30, seed=11), "pinned-aws", chunk_size=10, progress=False)
+        summary = df.attrs["nimbus"]
+        assert (df.error == "").all() and summary.version == "1" and summary.bundle_hash == lam.bundle_hash
+        called = lam.stats()["qualifiers"][before:]
+        assert set(called) == {"7"} and len(called) == 3 + 2  # 3 chunks, /health and /openapi.json
+    finally:
+        registry.remove("pinned-aws")
+
+
+def test_a_pinned_version_deleted_mid_batch_stops_it_with_what_was_done(lam):
+    registry = Registry()
+    registry.put(aws_record("pinned-gone", lam.bundle_hash, f"{FUNCTION}:live", alias_name="live",
+                            lambda_function=FUNCTION, lambda_version="7"))
+    try:
+        lam.faults(gone_after=lam.stats()["predict"] + 2)
+        with pytest.warns(Warning, match="went away after 20 of 50 rows"):
+            df = nj.batch(reviews(50, seed=12), "pinned-gone", chunk_size=10, concurrency=1, progress=False)
+        assert (df.error[:20] == "").all()
+        assert df.error[20:].str.startswith("not sent: version 7 of the Lambda function").all()
+        assert "%nimbus_history pinned-gone" in df.attrs["nimbus"].stopped
+    finally:
+        registry.remove("pinned-gone")
+
+
 def test_a_missing_function_fails_before_any_row_with_what_to_do(lam):
     before = lam.stats()["predict"]
     with pytest.raises(EndpointError) as caught:
@@ -259,8 +292,8 @@ def test_interrupt_then_rerun_sends_only_the_unfinished_chunks(lam):
         time.sleep(0.02)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode != 0 and "KeyboardInterrupt" in err
-    assert "run the same batch again to resume" in out
+    assert proc.returncode != 0 and "Interrupted: batch: batch on 'reviews-aws' interrupted: " in err
+    assert "the finished chunks are saved" in err and "to resume" in err
     saved = store.count(NAME) - saved_before
     store.close()
     assert 0 < saved < 300

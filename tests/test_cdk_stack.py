@@ -78,8 +78,10 @@ def alarmed(tmp_path_factory):
     return _synth(tmp_path_factory, inline=True, alarm_email="ops@example.com", alarm_errors=3, alarm_period_minutes=10)
 
 
-def _one(raw: Dict[str, Any], kind: str) -> tuple:
-    found = [(k, r) for k, r in raw["Resources"].items() if r["Type"] == kind]
+def _one(raw: Dict[str, Any], kind: str, prefix: str = "") -> tuple:
+    """The one resource of ``kind`` (whose logical id starts with ``prefix``: the function's own log group
+    is ``Logs...`` beside the API's ``AccessLogs...``, its role ``Role...`` beside ``ApiCloudWatchRole...``)."""
+    found = [(k, r) for k, r in raw["Resources"].items() if r["Type"] == kind and k.startswith(prefix)]
     assert len(found) == 1, f"expected one {kind}, found {[k for k, _ in found]}"
     return found[0]
 
@@ -100,7 +102,7 @@ def _actions(statement: Dict[str, Any]) -> List[str]:
 def test_inline_function_runtime_handler_size_and_environment(inline):
     stack, template, raw = inline
     layer_id, _ = _one(raw, "AWS::Lambda::LayerVersion")
-    logs_id, _ = _one(raw, "AWS::Logs::LogGroup")
+    logs_id, _ = _one(raw, "AWS::Logs::LogGroup", "Logs")
     template.resource_count_is("AWS::Lambda::Function", 1)
     template.has_resource_properties("AWS::Lambda::Function", {
         "Runtime": RUNTIME, "Handler": HANDLER, "Architectures": ["x86_64"],
@@ -137,7 +139,7 @@ def test_layer_is_attached_compatible_and_destroyed_with_the_stack(inline, s3):
 
 def test_log_group_has_retention_and_is_deleted_on_destroy(inline, s3):
     for (_, template, _), days in ((inline, 30), (s3, 7)):
-        template.resource_count_is("AWS::Logs::LogGroup", 1)
+        template.resource_count_is("AWS::Logs::LogGroup", 2)  # the function's and the API's access logs
         template.has_resource("AWS::Logs::LogGroup", {
             "Properties": {"RetentionInDays": days}, "DeletionPolicy": "Delete", "UpdateReplacePolicy": "Delete"})
 
@@ -147,13 +149,13 @@ def test_log_group_has_retention_and_is_deleted_on_destroy(inline, s3):
 
 def test_inline_role_writes_its_logs_and_has_no_s3_at_all(inline):
     _, template, raw = inline
-    _, role = _one(raw, "AWS::IAM::Role")
+    _, role = _one(raw, "AWS::IAM::Role", "Role")
     assert "ManagedPolicyArns" not in role["Properties"]
     statements = _statements(raw)
     assert statements, "the function's role has no policy"
     actions = {a for s in statements for a in _actions(s)}
     assert actions == {"logs:CreateLogStream", "logs:PutLogEvents"}
-    logs_id, _ = _one(raw, "AWS::Logs::LogGroup")
+    logs_id, _ = _one(raw, "AWS::Logs::LogGroup", "Logs")
     assert all(s["Resource"] == {"Fn::GetAtt": [logs_id, "Arn"]} for s in statements)
     assert "s3:" not in json.dumps(raw)
 
@@ -188,6 +190,36 @@ def test_exactly_the_handler_routes_each_needing_the_api_key(inline, s3):
         template.has_resource_properties("AWS::ApiGateway::Stage", {"StageName": "v1"})
         template.has_resource_properties("AWS::ApiGateway::RestApi", {"EndpointConfiguration": {"Types": ["REGIONAL"]}})
         template.resource_count_is("AWS::ApiGateway::ApiKey", 1)
+
+
+@pytest.fixture(scope="module")
+def iam(tmp_path_factory):
+    """The inline deployment with ``--auth iam``."""
+    return _synth(tmp_path_factory, inline=True, auth="iam")
+
+
+def test_auth_iam_methods_use_aws_iam_and_no_key_or_usage_plan(iam):
+    _, template, raw = iam
+    methods = [r["Properties"] for r in raw["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
+    assert len(methods) == 3
+    assert all(m["AuthorizationType"] == "AWS_IAM" and not m.get("ApiKeyRequired") for m in methods), methods
+    for kind in ("AWS::ApiGateway::ApiKey", "AWS::ApiGateway::UsagePlan", "AWS::ApiGateway::UsagePlanKey"):
+        template.resource_count_is(kind, 0)
+    # no usage plan to meter a key: the stage throttles every caller
+    template.has_resource_properties("AWS::ApiGateway::Stage", {"MethodSettings": Match.array_with([Match.object_like(
+        {"HttpMethod": "*", "ResourcePath": "/*", "ThrottlingRateLimit": 20, "ThrottlingBurstLimit": 40})])})
+    outputs = raw["Outputs"]
+    assert "ApiKeyId" not in outputs and "UsagePlanId" not in outputs
+    invoke_arn = json.dumps(outputs["InvokeArn"]["Value"])
+    assert "execute-api" in invoke_arn and "/v1/*/*" in invoke_arn
+
+
+def test_auth_key_methods_need_the_key_and_name_the_usage_plan(inline):
+    _, template, raw = inline
+    methods = [r["Properties"] for r in raw["Resources"].values() if r["Type"] == "AWS::ApiGateway::Method"]
+    assert all(m["AuthorizationType"] == "NONE" and m["ApiKeyRequired"] is True for m in methods)
+    plan_id, _ = _one(raw, "AWS::ApiGateway::UsagePlan")
+    inline[1].has_output("UsagePlanId", {"Value": {"Ref": plan_id}})
 
 
 def test_usage_plan_throttles_caps_the_month_and_holds_the_key(inline):
@@ -268,11 +300,27 @@ def test_alarm_on_the_alias_errors_emails_through_sns(alarmed):
     template.has_resource_properties("AWS::SNS::Subscription", {
         "Protocol": "email", "Endpoint": "ops@example.com", "TopicArn": {"Ref": topic_id}})
     template.has_resource_properties("AWS::CloudWatch::Alarm", {
-        "Namespace": "AWS/Lambda", "MetricName": "Errors", "Statistic": "Sum", "Period": 600, "EvaluationPeriods": 1,
-        "Threshold": 3, "ComparisonOperator": "GreaterThanOrEqualToThreshold", "TreatMissingData": "notBreaching",
-        "AlarmActions": [{"Ref": topic_id}],
-        "Dimensions": [{"Name": "FunctionName", "Value": {"Ref": function_id}},
-                       {"Name": "Resource", "Value": {"Fn::Join": ["", [{"Ref": function_id}, ":live"]]}}]})
+        "EvaluationPeriods": 1, "Threshold": 3, "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching", "AlarmActions": [{"Ref": topic_id}]})
+    _, alarm = _one(raw, "AWS::CloudWatch::Alarm")
+    queries = {q["Id"]: q for q in alarm["Properties"]["Metrics"]}
+    assert queries["expr_1"]["Expression"] == "FILL(lambda_errors, 0) + FILL(pipeline_errors, 0)"
+    assert queries["expr_1"].get("ReturnData", True) is True
+    lambda_errors = queries["lambda_errors"]["MetricStat"]
+    assert lambda_errors["Metric"]["Namespace"] == "AWS/Lambda" and lambda_errors["Metric"]["MetricName"] == "Errors"
+    assert (lambda_errors["Period"], lambda_errors["Stat"]) == (600, "Sum")
+    assert lambda_errors["Metric"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": function_id}},
+        {"Name": "Resource", "Value": {"Fn::Join": ["", [{"Ref": function_id}, ":live"]]}}]
+    # the metric the handler's except branch writes (runtime/metrics.py emf_line), same names and dimension
+    from nimbus_jupyter.runtime.metrics import emf_line
+
+    emitted = json.loads(emf_line("reviews"))
+    directive = emitted["_aws"]["CloudWatchMetrics"][0]
+    pipeline = queries["pipeline_errors"]["MetricStat"]
+    assert pipeline["Metric"] == {"Namespace": directive["Namespace"], "MetricName": directive["Metrics"][0]["Name"],
+                                  "Dimensions": [{"Name": directive["Dimensions"][0][0], "Value": emitted["Deployment"]}]}
+    assert (pipeline["Period"], pipeline["Stat"]) == (600, "Sum")
     # default policies: the stack's delete removes topic, subscription and alarm
     for kind in ("AWS::SNS::Topic", "AWS::CloudWatch::Alarm"):
         _, resource = _one(raw, kind)

@@ -75,6 +75,8 @@ def test_a_sidebar_deploy_publishes_stages_and_lands_in_the_registry(kernel, nim
     assert deployment["status"] == "ready" and deployment["url"].startswith("http://127.0.0.1:")
     record = Registry(nimbus_home).get("from-panel")
     assert record.url == deployment["url"] and record.options["workers"] == deployment["workers"] == 1
+    assert (record.origin["kind"], record.origin["variable"]) == ("notebook", "nlp") and record.origin["kernel"]
+    assert "the samples are generic" in messages[-1]["text"]  # no texts seen in this kernel: said so in the panel
 
 
 def test_sidebar_deploy_errors_are_readable_messages(kernel):

@@ -37,8 +37,13 @@ health = entry.handler({"httpMethod": "GET", "path": "/health", "headers": {}}, 
 print(json.dumps({"loaded_at_import": loaded_at_import, "entry_file": entry.__file__,
                   "bundle_dir": str(runtime._loaded.manifest.get("name")),
                   "predict": predict, "health": health,
-                  "modules": sorted(m for m in sys.modules if m.startswith("nimbus_jupyter") or m == "boto3")}))
+                  "modules": sorted(m for m in sys.modules if m.startswith("nimbus_jupyter") or m == "boto3"),
+                  "cli_stack": sorted(m for m in CLI_STACK if m in sys.modules)}))
 """
+# What spaCy's command line imports and serving never uses (spacy.cli._util: typer, weasel, ...).
+CLI_STACK = ("spacy.cli._util", "spacy.cli.download", "spacy.cli.init_config", "typer", "click", "weasel", "requests",
+             "httpx")
+PROBE = PROBE.replace("CLI_STACK", repr(CLI_STACK))
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +83,47 @@ def test_inline_loads_at_import_and_answers_api_gateway_events(bundle, tmp_path,
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     _check_answers(out, code, textcat_nlp)
     assert "boto3" not in out["modules"]  # spaCy + stdlib only in inline mode
+    assert out["cli_stack"] == []  # init skipped spaCy's CLI (lambda_entry.defer_spacy_cli)
+
+
+def test_init_imports_spacys_cli_when_told_not_to_defer_it_and_answers_the_same(bundle, tmp_path, textcat_nlp):
+    code = build_function_code(bundle.path, tmp_path / "task", inline=True)
+    env = _lambda_env(code, tmp_path, NIMBUS_BUNDLE_DIR=str(code / "bundle"), NIMBUS_DEFER_SPACY_CLI="0")
+    proc = _run(code, env)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    _check_answers(out, code, textcat_nlp)
+    assert out["cli_stack"] == sorted(CLI_STACK)  # what `import spacy` does by itself
+
+
+CLI_AFTER_INIT = r"""
+import json, sys
+import nimbus_jupyter.runtime.lambda_entry
+import spacy
+deferred = type(sys.modules["spacy.cli"]).__name__
+from spacy.cli import download, setup_cli  # the package runs first, then its deferred submodule
+from spacy.cli._util import app
+commands = sorted(c.name or c.callback.__name__ for c in app.registered_commands)
+info = spacy.info()  # spaCy's own info(), through the forwarder
+print(json.dumps({"deferred": deferred, "info_version": info["spacy_version"], "download": download.__module__,
+                  "commands": commands, "cli_is_module": type(spacy.cli).__name__,
+                  "info_module": type(sys.modules["spacy.cli.info"]).__name__}))
+"""
+
+
+def test_spacys_cli_still_works_after_a_deferred_init(bundle, tmp_path):
+    import spacy
+    from spacy.cli._util import app
+
+    code = build_function_code(bundle.path, tmp_path / "task", inline=True)
+    proc = _run(code, _lambda_env(code, tmp_path, NIMBUS_BUNDLE_DIR=str(code / "bundle")), CLI_AFTER_INIT)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["deferred"] == "_Deferred"
+    assert out["info_version"] == spacy.__version__ and out["download"] == "spacy.cli.download"
+    assert out["cli_is_module"] == out["info_module"] == "module"  # both ran for real on first use
+    # every command registered, as in this (normally imported) process
+    assert out["commands"] == sorted(c.name or c.callback.__name__ for c in app.registered_commands)
 
 
 def test_import_off_lambda_loads_nothing(tmp_path, bundle):
@@ -151,3 +197,24 @@ def test_s3_init_failure_says_what_and_where_on_stderr(bundle, tmp_path, moto_s3
     first = next(line for line in proc.stderr.splitlines() if line.startswith("nimbus:"))
     assert "init failed" in first and "s3://empty-assets/missing.zip" in first
     assert not (tmp_path / "nimbus-bundle").exists()
+
+
+def test_snapstart_registers_an_after_restore_hook_that_reseeds(monkeypatch):
+    import random
+    import sys
+    import types
+
+    from nimbus_jupyter.runtime import lambda_entry
+
+    registered = []
+    monkeypatch.setitem(sys.modules, "snapshot_restore_py",
+                        types.SimpleNamespace(register_after_restore=registered.append))
+    monkeypatch.delenv(lambda_entry.SNAPSTART_ENV, raising=False)
+    assert lambda_entry.register_snapstart_hooks() is False and registered == []
+    monkeypatch.setenv(lambda_entry.SNAPSTART_ENV, "1")
+    assert lambda_entry.register_snapstart_hooks() is True and registered == [lambda_entry.after_restore]
+    random.seed(7)
+    first = random.random()
+    random.seed(7)
+    lambda_entry.after_restore()  # as in every restored environment: not the snapshot's sequence any more
+    assert random.random() != first

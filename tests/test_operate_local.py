@@ -249,13 +249,15 @@ def test_rollback_to_the_serving_version_or_an_unknown_name_says_what_to_do(roll
 
 
 # -- magics ---------------------------------------------------------------------------------------------
-def test_status_magic_prints_the_report_and_returns_it(gate, mix, ip, capsys):
-    report = ip.run_line_magic("nimbus_status", "gate")
+def test_status_magic_returns_the_report_which_prints_its_text(gate, mix, ip, capsys):
+    capsys.readouterr()
+    report = ip.run_cell("%nimbus_status gate").result  # the cell's value, shown by IPython's displayhook
     out = capsys.readouterr().out
     assert report.health == "ok" and report.last_hour.requests >= 9
-    assert out.startswith("gate: ok in ") and "last hour" in out and "last day" in out and "p99" in out
-    assert "cost: n/a (local target: no cost)" in out
-    assert "health='ok'" in repr(report)
+    assert "\ngate: ok in " in out and "last hour" in out and "last day" in out and "p99" in out
+    assert "cost: n/a (local target: no cost)" in out and "checked at 20" in out
+    assert "StatusReport(" not in out and "VBox(" not in out
+    assert "health='ok'" in repr(report) and str(report) == report.text()
 
 
 def test_status_of_a_dead_server_says_down_and_what_to_do(nimbus_home, textcat_nlp):

@@ -81,5 +81,8 @@ def test_the_targets_work_on_migrated_records(tmp_path: Path) -> None:
     assert [(r.entry.kind, r.serving, r.available) for r in rows] == [
         ("deploy", False, False), ("deploy", False, False), ("rollback", True, False)]  # its bundles are gone
     transport = get_target("aws", registry).endpoint(registry.get("reviews-aws"))
-    assert transport.kind == "invoke" and transport.function_name.endswith(":live")
+    state = registry.get("reviews-aws").target_data
+    assert transport.kind == "invoke" and state["function_name"].endswith(":live")
+    # pinned: the function itself, at the Lambda version the record names (not the alias, which can move)
+    assert (transport.function_name, transport.qualifier) == (state["lambda_function"], state["lambda_version"])
     transport.close()

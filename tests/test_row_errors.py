@@ -88,3 +88,15 @@ def test_a_chunk_where_every_text_fails_is_still_one_request(touchy):
     df = nj.batch([f"EXPLODE {i}" for i in range(10)], touchy, chunk_size=10, progress=False)
     assert df.error.str.startswith("ValueError: ").all() and df.attrs["nimbus"].retries == 0
     assert answered(touchy) - before == 1
+
+
+def test_a_sample_the_pipeline_fails_on_fails_the_smoke_test_with_the_components_message(nimbus_home):
+    from nimbus_jupyter.core.errors import DeployFailed
+
+    with pytest.raises(DeployFailed) as caught:
+        nj.deploy(fails_on_pipeline(), "bad-sample", workers=1, samples=["fine", "this one will EXPLODE"], show=False)
+    message = str(caught.value)
+    assert message.startswith("smoke test: the pipeline failed on 1 of 2 sample(s) at the endpoint (v1 is deployed and serving)")
+    assert "sample 2: ValueError: cannot score '<the text: 21 characters, redacted>': it contains EXPLODE" in message
+    assert "%nimbus_rollback bad-sample" in message and "%nimbus_logs bad-sample --errors" in message
+    nj.destroy("bad-sample")

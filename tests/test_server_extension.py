@@ -5,11 +5,14 @@ What the routes say and what ``%nimbus_list`` says must agree: both read the one
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 from tornado.httpclient import HTTPClientError
 
 import nimbus_jupyter as nj
+from nimbus_jupyter.faces.server_extension.handlers import MAX_BODY_BYTES
+from pipelines import dies_on_pipeline
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -101,6 +104,47 @@ async def test_status_route_gives_health_traffic_latency_and_cost(jp_fetch, depl
     assert "api_key" not in json.dumps(body)
     code, body = await error_of(jp_fetch, "deployments", "nowhere", "status")
     assert code == 404 and body["error"] == "not_found"
+
+
+def predict_requests(name: str) -> int:
+    return nj.status_report(name).last_hour.requests
+
+
+@pytest.mark.parametrize("payload", ["[" * 100_000 + "]" * 100_000, '{"texts": ' + "[" * 50_000 + "]" * 50_000 + "}",
+                                     '{"texts": [' + '{"a":' * 30_000 + "1" + "}" * 30_000 + "]}"])
+async def test_malformed_json_of_any_depth_is_a_400_without_a_traceback(jp_fetch, deployed, payload, caplog):
+    caplog.set_level(logging.DEBUG)
+    code, body = await error_of(jp_fetch, "deployments", "side", "predict", method="POST", body=payload)
+    assert code == 400 and body["error"] == "bad_request" and body["todo"]
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]
+
+
+async def test_a_body_over_the_endpoint_limit_is_a_413_from_the_route_and_never_forwarded(jp_fetch, deployed):
+    before = predict_requests("side")
+    big = json.dumps({"texts": ["x" * (7 * 1024 * 1024)]})
+    assert len(big) > MAX_BODY_BYTES
+    code, body = await error_of(jp_fetch, "deployments", "side", "predict", method="POST", body=big)
+    assert code == 413 and body["error"] == "too_large" and "over the 6,291,456" in body["message"]
+    assert predict_requests("side") == before  # the endpoint never saw it
+
+
+@pytest.mark.parametrize("payload, code, words", [
+    (json.dumps({"texts": ["fine"], "fields": ["bogus"]}), "unknown_field", "unknown field 'bogus'"),
+    ('{"texts": ["bad \\ud800 text"]}', "bad_text", "lone surrogate (U+D800)"),
+])
+async def test_the_endpoints_own_4xx_passes_through_with_its_message(jp_fetch, deployed, payload, code, words):
+    status, body = await error_of(jp_fetch, "deployments", "side", "predict", method="POST", body=payload)
+    assert status == 400 and body["error"] == code and words in body["message"]
+
+
+async def test_a_failing_endpoint_is_a_502(jp_fetch, nimbus_home):
+    nj.deploy(dies_on_pipeline(), "boom", workers=1, samples=["fine"], show=False)
+    try:  # the worker dies on this text: the endpoint answers 5xx (after the client's retries)
+        status, body = await error_of(jp_fetch, "deployments", "boom", "predict", method="POST",
+                                      body=json.dumps({"texts": ["DIE now"]}))
+        assert status == 502 and body["error"] == "endpoint_error" and "answered 50" in body["message"]
+    finally:
+        nj.destroy("boom")
 
 
 async def test_destroy_removes_it_for_the_magics_too(jp_fetch, deployed, ip):

@@ -95,8 +95,9 @@ def test_the_magics_deploy_list_status_history_rollback_logs_destroy_it(ip, nimb
     assert ip.user_ns["d"].options == {"fake_threads": 3, "fake_label": None, "fake_color": "green", "fake_quiet": True}
     table = ip.run_line_magic("nimbus_list", "").set_index("name")
     assert (table.loc["fk-magic", "target"], table.loc["fk-magic", "status"]) == ("fake", "ready")
-    report = ip.run_line_magic("nimbus_status", "fk-magic")
-    assert report.health == "ok" and capsys.readouterr().out.startswith("fk-magic: ok in ")
+    capsys.readouterr()
+    report = ip.run_cell("%nimbus_status fk-magic").result
+    assert report.health == "ok" and "\nfk-magic: ok in " in capsys.readouterr().out
     assert ip.run_cell("%nimbus_deploy nlp2 --name fk-magic --target fake --fake-quiet --samples 'fine'").success
     history = ip.run_line_magic("nimbus_history", "fk-magic")
     assert list(history.columns) == HISTORY_COLUMNS and list(history.version) == [1, 2]
@@ -193,7 +194,7 @@ async def test_the_targets_route_lists_every_target_with_its_options(jp_fetch) -
     targets = {t["name"]: t for t in body["targets"]}
     assert list(targets) == ["local", "aws", "fake"]
     assert {name: t["capabilities"] for name, t in targets.items()} == {
-        "local": ["operate", "jobs"], "aws": ["operate", "discover", "jobs"], "fake": ["operate"]}
+        "local": ["operate", "jobs"], "aws": ["operate", "discover", "jobs", "rotate_key"], "fake": ["operate"]}
     fake = targets["fake"]
     assert set(fake) == {"name", "title", "stages", "capabilities", "options"}
     assert fake["stages"] == ["serialize", "package", "start", "smoke test"]

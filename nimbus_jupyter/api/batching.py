@@ -1,69 +1,112 @@
-"""Score many texts through a deployment: chunked under the payload limit, concurrent, retried,
-in order, checkpointed. Every input row gets exactly one result or one error.
+"""Score many texts through a deployment: chunked under the payload limit, concurrent, retried, in order,
+checkpointed, and served by one version. Every input row gets exactly one result or one error.
 
-Requests go through the ``Transport`` the deployment's target gives (``Target.endpoint``): HTTP with
-the API key (``requests`` + urllib3 ``Retry``), or for AWS deployments direct ``lambda.invoke``
-(``endpoint/invoke.py``, botocore retries), the default there. Either retries throttling, 5xx and lost
-connections itself. A text that makes the pipeline raise comes back as its own row's error in the
-chunk's 200 answer (the runtime re-runs the chunk text by text), so nothing is retried or split for it.
-A 4xx names bad input (or an answer too large, 413): a chunk that gets one is split in halves until the
-bad row is alone, so one bad text fails only its own row. Checkpoints do not depend on the transport: a
-batch interrupted over one resumes over the other.
+- **One client.** Requests go through the ``EndpointClient`` over the ``Transport`` the deployment's target
+  gives (``Target.endpoint``: HTTP with the key, or direct ``lambda.invoke``, the default on AWS). The
+  client retries what did not run (throttles, a connection not made) and 5xx a bounded number of times,
+  within each request's deadline, and never resends a POST that may have run (a read timeout, a 504):
+  those rows get an error saying so, and a later run sends them again (they are not saved).
+- **One version.** Before any row, /health says which version serves; the batch is pinned to it: every
+  request says so (the handler answers 409 for another), on AWS invoke the Lambda version is the
+  qualifier, and an answer from another version is never used. When the version changes mid-batch the
+  batch stops sending, keeps what the pinned version scored, and says what to run. Checkpoints are
+  keyed by the content hash of the version that served them.
+- **Fields** are checked against what the deployment can give (its OpenAPI enum) before any row is sent.
+- **Requests sized to time.** The time per text is measured from answers, so one request takes at most a
+  quarter of the transport's time limit (29 s through API Gateway, the function's timeout over invoke).
+- A text that makes the pipeline raise comes back as its own row's error in the chunk's 200 answer (the
+  runtime re-runs the chunk text by text), so nothing is retried or split for it. A 4xx names bad
+  input (or an answer too large, 413): such a chunk is split in halves until the bad row is alone.
+- **Stores that fail never lose results** (``checkpoints``): the DataFrame is built from memory.
 """
 from __future__ import annotations
 
 import json
 import math
-import threading
+import sqlite3
 import time
+import warnings
 from collections.abc import Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ..core.errors import EndpointError, UserInputError
+from ..core.display import Displayable, esc
+from ..core.errors import EndpointError, Interrupted, NimbusError, UserInputError
 from ..core.registry import Registry
-from ..endpoint.transport import RETRIABLE, Transport, TransportDown
+from ..endpoint.client import EndpointClient, Pin, Served
+from ..endpoint.transport import Transport
+from ..runtime.fields import EXT_PREFIX, is_extension_field
 from ..runtime.limits import MAX_PAYLOAD_BYTES
-from .checkpoints import CheckpointStore, chunk_key
+from . import samples as sampling
+from .batch_runner import Chunk, Runner, Timing
+from .checkpoints import CheckpointStore, chunk_key, open_store
 from .deployment import Deployment
 from .deployments import get_deployment
 
-_REQUEST_BUDGET = MAX_PAYLOAD_BYTES - 4096  # room for the envelope around the texts
+ENVELOPE_RESERVE = 4096  # the request's JSON around the texts, and the Lambda event's around the body
 FIELD_COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens": ["tokens"], "sents": ["sents"], "spans": ["spans"]}
 # Any other field (``ext:NAME``, a Doc extension) gets one column of its own name.
+FIELD_FIXES = {
+    "sents": "add a component that sets sentence boundaries ('sentencizer', 'senter' or 'parser'; a component "
+             "of your own declares assigns=['token.is_sent_start']) and deploy again",
+    "ents": "add an 'ner' or an 'entity_ruler' and deploy again",
+    "cats": "add a 'textcat' or 'textcat_multilabel' and deploy again",
+    "spans": "add a 'spancat' (or a component that declares assigns=['doc.spans']) and deploy again",
+}
+
+
+class BatchWarning(UserWarning):
+    """A batch stopped before every row was sent (the summary's ``stopped`` says why and what to do)."""
 
 
 @dataclass
-class BatchSummary:
+class BatchSummary(Displayable):
+    """One batch in a line: rows, time, rate, failures, retries, chunks reused, the way it went."""
+
     rows: int
     seconds: float
     failed: int
     retries: int
     chunks: int
     chunks_reused: int
-    throttled: int = 0  # of the retries, how many were throttles (429 / TooManyRequestsException)
+    throttled: int = 0  # throttles met (429 / TooManyRequestsException), retried or not
     via: str = "http"  # the transport used: "http" or "invoke"
+    version: str = ""  # the version that scored the rows (a batch is pinned to one)
+    bundle_hash: str = ""  # its content hash
+    requests: int = 0  # predict requests sent (a chunk may take several, sized to the time per text)
+    timed_out: int = 0  # requests with no answer in time: not resent, their rows have errors
+    deadline_seconds: float = 0.0  # each request's deadline, its retries included
+    unsaved: int = 0  # finished chunks the checkpoint store could not save (a later run sends them again)
+    resume: str = "on"  # "on", or why it is off
+    stopped: str = ""  # why the batch stopped before sending every row, and what to run
+    not_sent: int = 0  # rows never sent because it stopped
 
     @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds > 0 else 0.0
 
     def text(self) -> str:
-        return (f"{self.rows:,} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s): "
+        line = (f"{self.rows:,} rows in {self.seconds:.1f} s ({self.rows_per_second:,.0f} rows/s): "
                 f"{self.failed:,} failed, {self.retries:,} retries" + (f" ({self.throttled:,} throttled)" if self.throttled else "")
-                + f", {self.chunks_reused:,} of {self.chunks:,} chunks reused, via {self.via}")
+                + f", {self.chunks_reused:,} of {self.chunks:,} chunks reused, via {self.via}"
+                + (f", scored by v{self.version}" if self.version else ""))
+        notes = []
+        if self.timed_out:
+            notes.append(f"{self.timed_out:,} request(s) got no answer within {self.deadline_seconds:.0f} s and were "
+                         "not resent (their rows have errors; run the batch again for them)")
+        if self.unsaved:
+            notes.append(f"{self.unsaved:,} finished chunk(s) could not be saved for a later run")
+        if self.resume != "on":
+            notes.append(f"resume {self.resume}" if self.resume.startswith("off") else self.resume)
+        lines = [line] + [f"  note: {n}" for n in notes]
+        if self.stopped:
+            lines.append(f"  stopped: {self.stopped}")
+        return "\n".join(lines)
 
-
-@dataclass
-class _Chunk:
-    positions: List[int]
-    texts: List[str]
-    key: str = ""
-    outcomes: List[Dict[str, Any]] = field(default_factory=list)  # {"result": {...}} or {"error": "..."}
-    retries: int = 0
-    throttled: int = 0  # 429s met on the way (the runner halves its concurrency when it sees them)
-    complete: bool = True  # False when a row failed for a reason a re-run may not meet again
+    def html(self) -> str:
+        mark = "✔" if not self.failed and not self.stopped else "⚠"
+        lines = "<br>".join(esc(line) for line in self.text().split("\n"))
+        return f"<div>{mark} {lines}</div>"
 
 
 def batch(
@@ -79,46 +122,78 @@ def batch(
     progress: bool = True,
     registry: Optional[Registry] = None,
     via: Optional[str] = None,
+    version: Optional[int] = None,
+    chunk_timeout: Optional[float] = None,
+    source: Optional[str] = None,
 ) -> Any:
     """Score ``texts`` (a Series, a list, or a DataFrame with ``column``) through ``deployment``.
 
     Returns a DataFrame with the input's index, the text, one column per field and an ``error``
-    column ("" on success). Its ``attrs["nimbus"]`` holds the run's ``BatchSummary``.
+    column ("" on success). Its ``attrs["nimbus"]`` holds the run's ``BatchSummary`` (which version
+    scored it, what was reused, saved, retried, and why it stopped if it did).
 
     ``via`` picks the transport: ``None`` (the deployment's default: direct Lambda invoke for AWS,
-    HTTP for local), ``"invoke"`` or ``"http"``; the target's ``endpoint`` says why.
+    HTTP for local), ``"invoke"`` or ``"http"``; the target's ``endpoint`` says why. ``version``: the
+    version that must score the batch (an error before any row if another serves). ``chunk_timeout``:
+    seconds one request may take, its retries included (default: twice the transport's read timeout).
+    ``resume=False`` neither reads nor saves checkpoints (the store is not opened).
+
+    A few of the texts are remembered in this process as samples for the next deploy of this
+    deployment (``api.samples``); ``source`` names them for that deploy's view (e.g. the cell's expression).
     """
     import pandas as pd
 
-    if not isinstance(chunk_size, int) or chunk_size < 1:
-        raise UserInputError(f"chunk_size must be a whole number of at least 1, not {chunk_size!r}", "e.g. chunk_size=64")
-    if concurrency is not None and (not isinstance(concurrency, int) or concurrency < 1):
-        raise UserInputError(f"concurrency must be a whole number of at least 1, not {concurrency!r}", "e.g. concurrency=4")
+    _check_arguments(chunk_size, concurrency, version, chunk_timeout)
     index, values = _rows(texts, column)
     registry = registry or Registry()
-    target, transport = _ready_deployment(deployment, registry, via, retries, max(10, concurrency or 0))
+    live, client = _ready_deployment(deployment, registry, via, retries, max(10, concurrency or 0))
     try:
-        probe = _preflight(target, transport)
-        fields = _fields(fields, probe)
+        served = client.describe("; no row was sent")
+        client.pin = pin = _pin(live, served, version)
+        fields = _fields(fields, served, live.name)
     except BaseException:
-        transport.close()
+        client.close()
         raise
-    outcomes, positions = _validate(values)
-    chunks = _chunks(positions, values, chunk_size)
-    store = CheckpointStore(registry.home / "checkpoints.sqlite")
-    store.prune()
-    started = time.perf_counter()
-    runner = _Runner(transport, fields, concurrency or probe["concurrency"])
-    reused = 0
-    bar = _progress_bar(len(values), target.name) if progress else None
     try:
-        pending: List[_Chunk] = []
+        frame = _run(pd, live, client, pin, fields, index, values, chunk_size, concurrency or _concurrency(served),
+                     resume, progress, registry, chunk_timeout)
+    except (OSError, sqlite3.Error) as exc:  # nothing raw reaches the user
+        raise NimbusError(f"the batch failed: {type(exc).__name__}: {exc}",
+                          "run it again; if it persists, check the disk and permissions of NIMBUS_HOME", where="batch") from exc
+    sampling.remember(values, f"the input of the last batch to {live.name!r}" + (f" ({source})" if source else ""),
+                      live.name)
+    return frame
+
+
+def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: List[str], index: Any, values: List[Any],
+         chunk_size: int, concurrency: int, resume: bool, progress: bool, registry: Registry,
+         chunk_timeout: Optional[float]) -> Any:
+    transport = client.transport
+    outcomes, positions = _validate(values, transport)
+    chunks = _chunks(positions, values, chunk_size, transport)
+    store: Optional[CheckpointStore] = None
+    resume_note = "off (resume=False)"
+    if resume:
+        store, why = open_store(registry.home)
+        resume_note = why or "on"
+        if store:
+            store.prune()
+    key_hash = pin.hash or f"{live.name}@v{pin.version}"
+    timing = Timing(store.timing(key_hash) if store else None)
+    deadline = float(chunk_timeout) if chunk_timeout else 2 * transport.read_timeout
+    started = time.perf_counter()
+    runner = Runner(client, fields, concurrency, timing, deadline)
+    versions: List[str] = [""] * len(values)
+    reused = 0
+    bar = _progress_bar(len(values), live.name) if progress else None
+    try:
+        pending: List[Chunk] = []
         for chunk in chunks:
-            chunk.key = chunk_key(target.bundle_hash, fields, chunk.texts)
-            saved = store.get(chunk.key) if resume else None
-            if saved is not None and len(saved) == len(chunk.positions):
-                chunk.outcomes = saved
-                _place(outcomes, chunk)
+            chunk.key = chunk_key(key_hash, fields, chunk.texts)
+            saved = store.get(chunk.key) if store else None
+            if saved is not None and len(saved[0]) == len(chunk.positions):
+                chunk.outcomes, chunk.version = saved[0], saved[1] or pin.version
+                _place(outcomes, versions, chunk)
                 reused += 1
                 if bar:
                     bar.update(len(chunk.positions))
@@ -127,26 +202,47 @@ def batch(
         if bar:
             bar.update(len(values) - len(positions))  # rows refused before sending are done too
         for chunk in runner.run(pending):
-            _place(outcomes, chunk)
-            if chunk.complete:
-                store.put(chunk.key, target.name, chunk.outcomes)
-            if bar:
-                bar.update(len(chunk.positions))
+            _place(outcomes, versions, chunk)
+            if chunk.complete and store:
+                store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version)
+            if bar and chunk.answered:
+                bar.update(chunk.answered)  # rows never sent do not move it: it stops where the batch stopped
                 bar.set_postfix(retries=runner.retries, refresh=False)
     except KeyboardInterrupt:
-        done = sum(1 for o in outcomes if o is not None)
-        print(f"interrupted: {done:,} of {len(values):,} rows finished and saved; run the same batch again to resume")
-        raise
+        raise _interrupted(live.name, outcomes, chunks, store, resume_note) from None
     finally:
         runner.close()
-        store.close()
+        if store:
+            store.save_timing(key_hash, timing.seconds_per_text)
+            store.close()
         if bar:
             bar.close()
-    summary = BatchSummary(len(values), time.perf_counter() - started, sum(1 for o in outcomes if "error" in o),
-                           runner.retries, len(chunks), reused, runner.throttled, transport.kind)
-    frame = _frame(pd, index, values, outcomes, fields)
+    summary = BatchSummary(len(values), time.perf_counter() - started, sum(1 for o in outcomes if o and "error" in o),
+                           runner.retries, len(chunks), reused, runner.throttled, transport.kind, pin.version, pin.hash,
+                           runner.requests, runner.timed_out, deadline, store.unsaved if store else 0, resume_note)
+    summary.not_sent = sum(1 for o in outcomes if o and o.get("not_sent"))
+    if runner.stop:
+        summary.stopped = _stopped_message(live, pin, runner.stop, summary, bool(store))
+        warnings.warn(summary.stopped, BatchWarning, stacklevel=3)
+    frame = _frame(pd, index, values, outcomes, fields, versions if len({v for v in versions if v}) > 1 else None)
     frame.attrs["nimbus"] = summary
     return frame
+
+
+def _check_arguments(chunk_size: Any, concurrency: Any, version: Any, chunk_timeout: Any) -> None:
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise UserInputError(f"chunk_size must be a whole number of at least 1, not {chunk_size!r}", "e.g. chunk_size=64")
+    if concurrency is not None and (isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1):
+        raise UserInputError(f"concurrency must be a whole number of at least 1, not {concurrency!r}", "e.g. concurrency=4")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise UserInputError(f"version must be a version number (1, 2, ...), not {version!r}", "e.g. version=2")
+    if chunk_timeout is not None and (isinstance(chunk_timeout, bool) or not isinstance(chunk_timeout, (int, float))
+                                      or not chunk_timeout > 0):
+        raise UserInputError(f"chunk_timeout must be a number of seconds above 0, not {chunk_timeout!r}", "e.g. chunk_timeout=60")
+
+
+def _concurrency(served: Served) -> int:
+    return served.workers + 1 if served.workers else 4
 
 
 # -- input ------------------------------------------------------------------------------------------
@@ -173,12 +269,12 @@ def _rows(texts: Any, column: Optional[str]) -> Tuple[Any, List[Any]]:
     return pd.RangeIndex(len(values)), values
 
 
-def _validate(values: List[Any]) -> Tuple[List[Optional[Dict[str, Any]]], List[int]]:
+def _validate(values: List[Any], transport: Transport) -> Tuple[List[Optional[Dict[str, Any]]], List[int]]:
     """Per-row errors for cells that cannot be sent; the positions of those that can."""
     outcomes: List[Optional[Dict[str, Any]]] = [None] * len(values)
     ok: List[int] = []
     for i, value in enumerate(values):
-        error = _row_error(value)
+        error = _row_error(value, transport)
         if error:
             outcomes[i] = {"error": error}
         else:
@@ -186,7 +282,7 @@ def _validate(values: List[Any]) -> Tuple[List[Optional[Dict[str, Any]]], List[i
     return outcomes, ok
 
 
-def _row_error(value: Any) -> str:
+def _row_error(value: Any, transport: Transport) -> str:
     if value is None or (isinstance(value, float) and math.isnan(value)) or _is_na(value):
         return "missing value (None/NaN): nothing to score"
     if not isinstance(value, str):
@@ -194,12 +290,22 @@ def _row_error(value: Any) -> str:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
-        return f"the text has a lone surrogate (U+{ord(value[exc.start]):04X}) at character {exc.start}; it is not valid Unicode"
-    size = len(json.dumps(value, ensure_ascii=False).encode("utf-8"))
-    if size > _REQUEST_BUDGET:
-        return (f"the text is {size:,} bytes as JSON, over the {MAX_PAYLOAD_BYTES:,}-byte limit of one request "
+        return f"the text is not valid Unicode: it has a lone surrogate (U+{ord(value[exc.start]):04X}) at character {exc.start}"
+    size = text_cost(value, transport)
+    if size > transport.max_request_bytes - ENVELOPE_RESERVE:
+        inside = " inside a Lambda event (its JSON escapes counted)" if transport.body_in_envelope else " as JSON"
+        return (f"the text is {size:,} bytes{inside}, over the {transport.max_request_bytes:,}-byte limit of one request "
                 "(Lambda's payload limit); split it into smaller texts")
     return ""
+
+
+def text_cost(text: str, transport: Transport) -> int:
+    """Bytes one text adds to a request, as the transport's limit counts them: the JSON string in the body,
+    escaped once more when the body travels inside a Lambda event (about 1.3x for quote-heavy text)."""
+    encoded = json.dumps(text, ensure_ascii=False)
+    if transport.body_in_envelope:
+        encoded = json.dumps(encoded, ensure_ascii=False)[1:-1]
+    return len(encoded.encode("utf-8", "surrogatepass"))
 
 
 def _is_na(value: Any) -> bool:
@@ -211,169 +317,126 @@ def _is_na(value: Any) -> bool:
         return False
 
 
-def _chunks(positions: List[int], values: List[Any], chunk_size: int) -> List[_Chunk]:
+def _chunks(positions: List[int], values: List[Any], chunk_size: int, transport: Transport) -> List[Chunk]:
     """Consecutive rows, at most ``chunk_size`` texts and under the payload limit each."""
-    chunks: List[_Chunk] = []
+    budget = transport.max_request_bytes - ENVELOPE_RESERVE
+    chunks: List[Chunk] = []
     current: List[int] = []
     size = 0
     for i in positions:
-        text_size = len(json.dumps(values[i], ensure_ascii=False).encode("utf-8")) + 2
-        if current and (len(current) >= chunk_size or size + text_size > _REQUEST_BUDGET):
-            chunks.append(_Chunk(current, [values[j] for j in current]))
+        cost = text_cost(values[i], transport) + 2
+        if current and (len(current) >= chunk_size or size + cost > budget):
+            chunks.append(Chunk(current, [values[j] for j in current]))
             current, size = [], 0
         current.append(i)
-        size += text_size
+        size += cost
     if current:
-        chunks.append(_Chunk(current, [values[j] for j in current]))
+        chunks.append(Chunk(current, [values[j] for j in current]))
     return chunks
 
 
 # -- the deployment ---------------------------------------------------------------------------------
 def _ready_deployment(deployment: Any, registry: Registry, via: Optional[str], retries: int,
-                      concurrency: int) -> Tuple[Deployment, Transport]:
-    """The deployment, ready, and its transport; a ``via`` that cannot reach it is the user's mistake,
-    whatever its status."""
+                      concurrency: int) -> Tuple[Deployment, EndpointClient]:
+    """The deployment, ready, and a client over its transport; a ``via`` that cannot reach it is the
+    user's mistake, whatever its status."""
     name = deployment.name if isinstance(deployment, Deployment) else deployment
     if not isinstance(name, str):
         raise UserInputError(f"deployment must be a name or a Deployment, not {type(deployment).__name__}", "e.g. deployment='reviews'")
     live = get_deployment(name, registry)
-    transport = live.transport(via, retries=retries, concurrency=concurrency)
+    transport = live.transport(via, concurrency=concurrency)
     if live.status != "ready":
         transport.close()
         raise EndpointError(f"deployment {name!r} is {live.status}: {live.detail}",
                             f"restart it with %nimbus_deploy PIPELINE --name {name}; no row was sent", where="batch")
-    return live, transport
+    return live, EndpointClient(transport, retries=retries, name=name)
 
 
-def _preflight(d: Deployment, transport: Transport) -> Dict[str, Any]:
-    """Two calls that must work before any row is sent: health, then the OpenAPI document (which
-    needs the key over HTTP), for the fields on offer. Same checks over either transport."""
-    try:
-        health = transport.check("GET", "/health").payload
-        answer = transport.check("GET", "/openapi.json")
-    except TransportDown as exc:
-        raise EndpointError(f"deployment {d.name!r} does not answer: {exc.what}",
-                            (exc.todo or f"check it with %nimbus_status {d.name}") + "; no row was sent", where="batch")
-    if answer.status in (401, 403):
-        raise EndpointError(f"the endpoint of {d.name!r} refused the API key", "deploy again to refresh the key file; no row was sent", where="batch")
-    if answer.status != 200 or not isinstance(answer.payload, dict):
-        raise EndpointError(f"the endpoint of {d.name!r} answered {answer.status} to a check: {answer.message}",
-                            f"see %nimbus_status {d.name}; no row was sent", where="batch")
-    spec = answer.payload
-    health = health if isinstance(health, dict) else {}
-    request_schema = spec.get("components", {}).get("schemas", {}).get("PredictRequest", {})
-    available = request_schema.get("properties", {}).get("fields", {}).get("items", {}).get("enum", [])
-    workers = (health.get("workers") or {}).get("size") or 0
-    return {"available": available, "default": health.get("default_fields") or [],
-            "concurrency": workers + 1 if workers else 4}
+def _pin(live: Deployment, served: Served, version: Optional[int]) -> Pin:
+    """The version that serves now (its /health, not the registry's belief), which the batch is pinned to."""
+    serving = served.version or str(live.version)
+    bundle_hash = served.hash or (live.bundle_hash if str(live.version) == serving else "")
+    if version is not None and str(version) != serving:
+        raise EndpointError(f"deployment {live.name!r} serves v{serving}, not v{version} that this batch asks for",
+                            f"serve v{version} again (nimbus_jupyter.rollback({live.name!r}, to={version})), or leave "
+                            f"version out to score with v{serving}; no row was sent", where="batch")
+    return Pin(serving, bundle_hash)
 
 
-def _fields(fields: Optional[Sequence[str]], probe: Dict[str, Any]) -> List[str]:
+def _fields(fields: Optional[Sequence[str]], served: Served, name: str) -> List[str]:
+    """The fields to ask for, each one the deployment can give: else one error naming it and the fix."""
     if fields is None:
-        return list(probe["default"])
+        return list(served.default_fields)
     if isinstance(fields, str):
         fields = [f.strip() for f in fields.split(",") if f.strip()]
-    unknown = [f for f in fields if f not in probe["available"]]
-    if unknown or not fields:
-        raise UserInputError(f"field {unknown[0]!r} is not available from this deployment" if unknown else "no fields given",
-                             f"choose from {probe['available']}")
+    if not fields:
+        raise UserInputError("no fields given", f"choose from {served.fields}")
+    for field in fields:
+        if field not in served.fields:
+            raise UserInputError(f"field {field!r} is not available from deployment {name!r}: {_why_not(field, served)}",
+                                 f"{_fix(field, served)}; or leave {field!r} out. It can give {served.fields}; no row was sent")
     return list(dict.fromkeys(fields))
 
 
-# -- sending ----------------------------------------------------------------------------------------
-class _Runner:
-    """Sends chunks with bounded concurrency through a ``Transport``; retries happen inside the
-    transport (urllib3 or botocore), splitting on 4xx and the concurrency limit here."""
-
-    def __init__(self, transport: Transport, fields: List[str], concurrency: int) -> None:
-        self.transport = transport
-        self.fields = fields
-        self.concurrency = concurrency
-        self.retries = 0
-        self.throttled = 0
-        self.down: Optional[str] = None  # set when the endpoint stopped answering: send nothing more
-        self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="nimbus-batch")
-
-    def run(self, chunks: List[_Chunk]) -> Any:
-        """Yield chunks as they finish (in any order).
-
-        In flight: at most ``concurrency``, halved whenever a chunk met throttling and grown back by
-        one per clean chunk (AIMD, as TCP does), so a saturated endpoint is not hammered.
-        """
-        queue = list(reversed(chunks))
-        running: Dict[Future, _Chunk] = {}
-        limit = self.concurrency
-        while queue or running:
-            while queue and len(running) < limit:
-                chunk = queue.pop()
-                running[self._pool.submit(self._send_chunk, chunk)] = chunk
-            done, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in done:
-                chunk = running.pop(future)
-                future.result()
-                limit = max(1, limit // 2) if chunk.throttled else min(self.concurrency, limit + 1)
-                yield chunk
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self.transport.close()
-
-    def _send_chunk(self, chunk: _Chunk) -> None:
-        chunk.outcomes = self._send(chunk.texts, chunk)
-
-    def _send(self, texts: List[str], chunk: _Chunk) -> List[Dict[str, Any]]:
-        if self.down:
-            chunk.complete = False
-            return [{"error": f"not sent: {self.down}; run the batch again to send it"} for _ in texts]
-        body = json.dumps({"texts": texts, "fields": self.fields}, ensure_ascii=False).encode("utf-8")
-        try:
-            reply = self.transport.request("POST", "/predict", body)
-        except TransportDown as exc:
-            self._count(exc.retries, 0)
-            self.down = exc.what
-            chunk.complete = False
-            error = exc.what + (f" after {exc.retries} retries" if exc.retries else "") + (f"; {exc.todo}" if exc.todo else "")
-            return [{"error": error} for _ in texts]
-        self._count(reply.retries, reply.throttled)
-        chunk.retries += reply.retries
-        chunk.throttled += reply.throttled
-        if reply.status == 200:
-            results = reply.payload.get("results", []) if isinstance(reply.payload, dict) else []
-            if len(results) == len(texts):
-                outcomes = [_outcome(r) for r in results]
-                if any("error" in o for o in outcomes):
-                    chunk.complete = False  # a pipeline exception may not happen again: re-run it on resume
-                return outcomes
-            return [{"error": f"the endpoint returned {len(results)} results for {len(texts)} texts"} for _ in texts]
-        if reply.status in RETRIABLE:
-            chunk.complete = False
-            return [{"error": f"gave up after {reply.retries} retries: {reply.status} {reply.message}"} for _ in texts]
-        if len(texts) > 1:  # bad input somewhere in here: find the row(s) by halving
-            half = len(texts) // 2
-            return self._send(texts[:half], chunk) + self._send(texts[half:], chunk)
-        return [{"error": f"{reply.status}: {reply.message}"}]
-
-    def _count(self, retries: int, throttled: int) -> None:
-        if retries or throttled:
-            with self._lock:
-                self.retries += retries
-                self.throttled += throttled
+def _why_not(field: str, served: Served) -> str:
+    if field == "sents":
+        return "no component of its pipeline sets sentence boundaries"
+    if is_extension_field(field):
+        return f"its pipeline registers no Doc extension {field[len(EXT_PREFIX):]!r} (extensions: {served.extensions})"
+    if field in FIELD_FIXES:
+        return f"no component of its pipeline ({', '.join(served.components) or 'none'}) sets it"
+    return "it is not a field of the endpoint's contract"
 
 
-def _outcome(result: Any) -> Dict[str, Any]:
-    """One row of a 200 answer: its fields, or its own error (``{"error": {"type", "message"}}``)."""
-    error = result.get("error") if isinstance(result, dict) and len(result) == 1 else None
-    if isinstance(error, dict):
-        kind, message = error.get("type") or "Error", error.get("message") or ""
-        return {"error": f"{kind}: {message}" if message else str(kind)}
-    return {"result": result}
+def _fix(field: str, served: Served) -> str:
+    if is_extension_field(field):
+        return (f"make a component register it (Doc.set_extension({field[len(EXT_PREFIX):]!r}, default=None)) and set it, "
+                "then deploy again")
+    return FIELD_FIXES.get(field, f"choose from {served.fields}, or 'ext:NAME' for a Doc._.NAME extension")
+
+
+# -- when it stops ----------------------------------------------------------------------------------
+def _stopped_message(live: Deployment, pin: Pin, stop: Any, summary: BatchSummary, saving: bool) -> str:
+    name = live.name
+    done = summary.rows - summary.not_sent
+    saved = "saved" if saving and not summary.unsaved else "kept in this DataFrame"
+    if stop.kind == "moved":
+        now = stop.serving.version if stop.serving else "?"
+        return (f"deployment {name!r} changed from v{pin.version} to v{now} while this batch ran (a deploy or rollback "
+                f"elsewhere): {done:,} of {summary.rows:,} rows were done with v{pin.version} ({saved}), "
+                f"{summary.not_sent:,} were not sent, so no row mixes two versions. Run the same batch again to score "
+                f"every row with v{now}, or serve v{pin.version} again (nimbus_jupyter.rollback({name!r}, to={pin.version}), "
+                f"%nimbus_rollback {name} --to {pin.version}) and run it again to reuse the v{pin.version} rows")
+    if stop.kind == "unavailable":
+        return (f"the endpoint of {name!r} cannot give a requested field: {stop.what}. {summary.not_sent:,} rows were not "
+                "sent; fix the fields (or the pipeline) and run the batch again")
+    todo = stop.todo or f"redeploy it (%nimbus_deploy PIPELINE --name {name})"
+    return (f"the endpoint of {name!r} went away after {done:,} of {summary.rows:,} rows ({saved}): {stop.what}; "
+            f"{summary.not_sent:,} rows were not sent. To finish: {todo}, then run the same batch again: the "
+            "finished chunks are reused")
+
+
+def _interrupted(name: str, outcomes: List[Optional[Dict[str, Any]]], chunks: List[Chunk],
+                 store: Optional[CheckpointStore], resume_note: str) -> Interrupted:
+    done = sum(1 for o in outcomes if o is not None and not o.get("not_sent"))
+    total = len(outcomes)
+    if store is None:
+        kept = f"nothing was saved (resume {resume_note}): running it again sends every row"
+    elif store.unsaved:
+        kept = f"{store.unsaved} finished chunk(s) could not be saved; the others are"
+    else:
+        kept = "the finished chunks are saved"
+    return Interrupted(f"batch on {name!r} interrupted: {done:,} of {total:,} rows finished; {kept}",
+                       "run the same batch again (same texts, fields and chunk size) to resume: only the unfinished "
+                       "chunks are sent", where="batch")
 
 
 # -- output -----------------------------------------------------------------------------------------
-def _place(outcomes: List[Optional[Dict[str, Any]]], chunk: _Chunk) -> None:
+def _place(outcomes: List[Optional[Dict[str, Any]]], versions: List[str], chunk: Chunk) -> None:
     for position, outcome in zip(chunk.positions, chunk.outcomes):
         outcomes[position] = outcome
+        if "result" in outcome:
+            versions[position] = chunk.version
 
 
 def _progress_bar(total: int, name: str) -> Any:
@@ -382,10 +445,13 @@ def _progress_bar(total: int, name: str) -> Any:
     return tqdm(total=total, unit="rows", desc=f"nimbus {name}", smoothing=0.1)
 
 
-def _frame(pd: Any, index: Any, values: List[Any], outcomes: List[Optional[Dict[str, Any]]], fields: List[str]) -> Any:
+def _frame(pd: Any, index: Any, values: List[Any], outcomes: List[Optional[Dict[str, Any]]], fields: List[str],
+           versions: Optional[List[str]] = None) -> Any:
     columns = ["text"] + [c for f in fields for c in FIELD_COLUMNS.get(f, [f])] + ["error"]
+    if versions is not None:
+        columns.append("version")  # only when rows were scored by more than one version (reused chunks)
     rows = []
-    for value, outcome in zip(values, outcomes):
+    for i, (value, outcome) in enumerate(zip(values, outcomes)):
         outcome = outcome or {"error": "no result (internal error: please report)"}
         row: Dict[str, Any] = {"text": value, "error": outcome.get("error", "")}
         result = outcome.get("result") or {}
@@ -399,5 +465,7 @@ def _frame(pd: Any, index: Any, values: List[Any], outcomes: List[Optional[Dict[
                     row["label"], row["score"] = None, float("nan")
             else:
                 row[f] = result.get(f)
+        if versions is not None:
+            row["version"] = versions[i]
         rows.append(row)
     return pd.DataFrame(rows, index=index, columns=columns)

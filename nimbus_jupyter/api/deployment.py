@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..core.errors import DeploymentGone
 from ..core.operate import LiveStatus
 from ..core.records import DeploymentRecord
 from ..core.registry import Registry
-from ..endpoint.client import EndpointClient
+from ..endpoint.client import EndpointClient, Pin
 from ..endpoint.transport import Transport
 from ..targets.registry import get_target
 
@@ -47,6 +48,7 @@ class Deployment:
     sample_results: List[Dict[str, Any]] = field(default_factory=list, repr=False, compare=False)
     parity: Any = field(default=None, repr=False, compare=False)
     plan: Any = field(default=None, repr=False, compare=False)  # the Plan the deploy applied
+    result: Any = field(default=None, repr=False, compare=False)  # the whole DeployResult (it displays itself)
 
     @classmethod
     def from_record(cls, record: DeploymentRecord, status: Optional[LiveStatus] = None,
@@ -60,13 +62,35 @@ class Deployment:
 
     @property
     def api_key(self) -> str:
+        """The key from its file (mode 0600); a ``DeploymentGone`` once the deployment was destroyed."""
         if not self.key_file:
             return ""
-        return Path(self.key_file).read_text("utf-8").strip()
+        try:
+            return Path(self.key_file).read_text("utf-8").strip()
+        except FileNotFoundError:
+            self.check_current()
+            raise DeploymentGone(f"the API key file of {self.name!r} is missing ({self.key_file})",
+                                 f"deploy it again (%nimbus_deploy PIPELINE --name {self.name}) to write a new one")
 
     @property
     def masked_key(self) -> str:
-        return mask_key(self.api_key) if self.key_file else ""
+        """The key with all but its ends hidden; "" when there is none (any more)."""
+        try:
+            return mask_key(self.api_key) if self.key_file else ""
+        except DeploymentGone:
+            return ""
+
+    def check_current(self) -> None:
+        """Raise ``DeploymentGone`` when the registry no longer holds this deployment (destroyed), or holds
+        another one of the same name (destroyed and deployed again since this handle was made)."""
+        registry = self.registry or Registry()
+        record = registry.get(self.name)
+        if record is None:
+            raise DeploymentGone(f"{self.name!r} was destroyed: this Deployment handle has no endpoint any more",
+                                 f"deploy it again (%nimbus_deploy PIPELINE --name {self.name}, or nimbus_jupyter.deploy)")
+        if self.record is not None and record.created != self.record.created:
+            raise DeploymentGone(f"{self.name!r} was destroyed and deployed again since this handle was made",
+                                 f"get the new one: nimbus_jupyter.get_deployment({self.name!r})")
 
     @property
     def ready(self) -> bool:
@@ -79,9 +103,10 @@ class Deployment:
         target = get_target(self.target, self.registry)
         return target.endpoint(self.record, via, retries=retries, concurrency=concurrency)
 
-    def client(self, via: Optional[str] = None) -> EndpointClient:
-        """An ``EndpointClient`` over this deployment's transport: health, predict, openapi."""
-        return EndpointClient(self.transport(via, retries=CLIENT_RETRIES))
+    def client(self, via: Optional[str] = None, pin: Optional[Pin] = None) -> EndpointClient:
+        """The ``EndpointClient`` over this deployment's transport: health, predict, openapi (with ``pin``,
+        answered only by that version)."""
+        return EndpointClient(self.transport(via), retries=CLIENT_RETRIES, pin=pin, name=self.name)
 
     def predict(self, texts: Sequence[str], fields: Optional[Sequence[str]] = None) -> List[Dict[str, Any]]:
         """Results for ``texts`` from the endpoint, in order."""
@@ -91,6 +116,7 @@ class Deployment:
         """The endpoint's whole answer: ``results``, the ``fields`` used and the ``version``."""
         if isinstance(texts, str):
             texts = [texts]
+        self.check_current()
         client = self.client()
         try:
             return client.predict(texts, fields)

@@ -5,13 +5,16 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Sequence
 
+from ..core.display import ERROR_COLOR, OK_COLOR, Displayable, esc
 from ..runtime.fields import doc_to_result
 
 SCORE_TOLERANCE = 1e-5
 
 
 @dataclass
-class ParityReport:
+class ParityReport(Displayable):
+    """The same samples through the kernel and through the endpoint, and every difference."""
+
     texts: List[str]
     fields: List[str]
     kernel: List[Dict[str, Any]]
@@ -27,6 +30,16 @@ class ParityReport:
             return f"parity: OK, {len(self.texts)} sample(s) identical in the kernel and at the endpoint ({', '.join(self.fields)})"
         lines = [f"parity: {len(self.differences)} difference(s) between the kernel and the endpoint:"]
         return "\n".join(lines + [f"  - {d}" for d in self.differences])
+
+    def text(self) -> str:
+        return self.summary()
+
+    def html(self) -> str:
+        if self.ok:
+            return f"<div style='color:{OK_COLOR}'>✔ {esc(self.summary())}</div>"
+        items = "".join(f"<li><code style='overflow-wrap:anywhere'>{esc(d)}</code></li>" for d in self.differences)
+        return (f"<div style='color:{ERROR_COLOR}'>✖ parity: {len(self.differences)} difference(s) "
+                f"between the kernel and the endpoint</div><ul>{items}</ul>")
 
 
 def check_parity(nlp: Any, texts: Sequence[str], endpoint_results: Sequence[Dict[str, Any]], fields: Sequence[str]) -> ParityReport:

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Protocol
 
+from .display import MUTED, Displayable, esc, html_table
 from .progress import SMOKE_TEST, Progress
 from .records import DeploymentRecord
 from .staging import Staging
@@ -48,7 +49,10 @@ class BundleRef:
 
 
 @dataclass
-class Plan:
+class Plan(Displayable):
+    """What a deploy will do (a dry run shows it; the deploy applies it). Displays itself: a table of the
+    changes in a notebook, one line per change elsewhere."""
+
     name: str
     target: str
     version: int  # the version serving after apply
@@ -74,13 +78,21 @@ class Plan:
         relative = self.bundle.path if artifact == "bundle" else self.artifacts[artifact]
         return self.staging.path(relative)
 
-    def text(self) -> str:
-        head = f"Plan for {self.name!r} on target {self.target!r}: " + (
+    def headline(self) -> str:
+        return f"Plan for {self.name!r} on target {self.target!r}: " + (
             f"nothing to change (v{self.version} serves this pipeline)" if self.noop
             else f"version {self.version} will serve")
+
+    def text(self) -> str:
         width = max((len(c.action) for c in self.changes), default=4)
-        lines = [head] + [f"  {c.action:<{width}}  {c.resource}  ({c.why})" for c in self.changes]
+        lines = [self.headline()] + [f"  {c.action:<{width}}  {c.resource}  ({c.why})" for c in self.changes]
         return "\n".join(lines + [f"  - {note}" for note in self.notes])
+
+    def html(self) -> str:
+        rows = [[c.action, c.resource, c.why] for c in self.changes]
+        notes = "".join(f"<li>{esc(n)}</li>" for n in self.notes)
+        return (f"<div><b>{esc(self.headline())}</b>{html_table(['action', 'resource', 'why'], rows)}"
+                + (f"<ul style='{MUTED};margin:4px 0'>{notes}</ul>" if notes else "") + "</div>")
 
     def __repr__(self) -> str:
         return self.text()
@@ -126,12 +138,23 @@ class DisplayOnlyExecutor:
 
 class ApplyExecutor:
     """Applies a plan through the target's ``apply`` and records the new record (``record``, e.g. the
-    registry's ``put``). A plan that changes nothing is not applied: the current record serves on."""
+    registry's ``put``). A plan that changes nothing is not applied: the current record serves on.
+
+    No server without a record: a new deployment is recorded as ``starting`` *before* ``apply`` starts
+    anything (if that write fails, nothing is started); if ``apply`` fails, the starting record is removed
+    (``forget``); if the final record cannot be written, what ``apply`` started is stopped (``undo``, the
+    target's destroy) before the error goes on. A process killed in between leaves the ``starting``
+    record, which the list shows as interrupted and ``destroy`` cleans up.
+    """
 
     def __init__(self, apply: Callable[[Plan, Progress], DeploymentRecord],
-                 record: Callable[[DeploymentRecord], None]) -> None:
+                 record: Callable[[DeploymentRecord], None],
+                 undo: Optional[Callable[[DeploymentRecord], Any]] = None,
+                 forget: Optional[Callable[[str], None]] = None) -> None:
         self.apply = apply
         self.record = record
+        self.undo = undo
+        self.forget = forget
 
     def execute(self, plan: Plan, progress: Progress) -> Optional[DeploymentRecord]:
         progress.emit(PlanMade(plan))
@@ -142,6 +165,40 @@ class ApplyExecutor:
             progress.message(f"{plan.name!r} already serves this pipeline (v{plan.version}, hash "
                              f"{plan.bundle.hash[:12]}): nothing to do")
             return plan.current
-        record = self.apply(plan, progress)
-        self.record(record)
+        new = plan.current is None
+        if new:
+            self.record(starting_record(plan))  # fails: nothing was started
+        try:
+            record = self.apply(plan, progress)
+        except BaseException:
+            if new and self.forget is not None:
+                _quietly(self.forget, plan.name)
+            raise
+        try:
+            self.record(record)
+        except BaseException:
+            if new and self.undo is not None:  # nobody could find what apply started: stop it
+                _quietly(self.undo, record)
+                if self.forget is not None:
+                    _quietly(self.forget, plan.name)
+            raise
         return record
+
+
+def starting_record(plan: Plan) -> DeploymentRecord:
+    """What a new deployment is while its target starts it: findable (list, destroy) from the first moment."""
+    from .records import now_iso
+
+    now = now_iso()
+    b = plan.bundle
+    return DeploymentRecord(plan.name, plan.target, status="starting", version=plan.version, hash=b.hash, lang=b.lang,
+                            components=list(b.components), size_bytes=b.size_bytes, created=now, updated=now,
+                            options=dict(plan.options))
+
+
+def _quietly(action: Callable[[Any], Any], value: Any) -> None:
+    """Clean-up after a failure: its own failure must not hide the first one."""
+    try:
+        action(value)
+    except Exception:
+        pass

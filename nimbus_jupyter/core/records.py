@@ -99,6 +99,9 @@ class DeploymentRecord:
     options: Dict[str, Any] = field(default_factory=dict)  # the target's options as deployed
     history: List[HistoryEntry] = field(default_factory=list)
     target_data: Dict[str, Any] = field(default_factory=dict)  # the target's own facts (JSON), typed by it
+    # Where the pipeline came from (api.origin.Origin as JSON: notebook and variable, or the CLI's PATH), so a
+    # later deploy can tell the same pipeline, changed, from another one claiming the name. {} when unknown.
+    origin: Dict[str, Any] = field(default_factory=dict)
     schema: int = RECORD_SCHEMA
 
     def to_json(self) -> Dict[str, Any]:
@@ -116,6 +119,7 @@ class DeploymentRecord:
         values["components"] = list(values.get("components") or [])
         values["options"] = dict(values.get("options") or {})
         values["target_data"] = dict(values.get("target_data") or {})
+        values["origin"] = dict(values.get("origin") or {})
         values["history"] = [HistoryEntry.from_json(e) for e in values.get("history") or [] if isinstance(e, dict)]
         values["schema"] = int(data.get("schema", RECORD_SCHEMA))
         return cls(**values)

@@ -5,7 +5,9 @@ A JSON file under the Nimbus home (``$NIMBUS_HOME``, default ``~/.nimbus_jupyter
 file and renamed, so two kernels writing at once never lose each other's entries and a reader never
 sees half a file. Every write also refreshes ``registry.json.bak``: if the file is later found corrupt
 (a crash of the disk, an editor, a sync tool), reads fall back to that copy with a warning and the
-next write repairs it. Older layouts are migrated (``records.migrate``); a newer one is never overwritten.
+next write repairs it. Each record is also kept in its deployment's folder (``deployments/NAME/record.json``,
+where that folder exists): when both registry files are corrupt, the registry is rebuilt from those, with
+a warning. Older layouts are migrated (``records.migrate``); a newer one is never overwritten.
 """
 from __future__ import annotations
 
@@ -28,11 +30,15 @@ SCHEMA_VERSION = RECORD_SCHEMA  # the registry file's schema: {"schema": N, "dep
 __all__ = ["Registry", "RegistryWarning", "SCHEMA_VERSION", "migrate"]
 
 
+RECORD_FILE = "record.json"  # a deployment's own copy of its record, in its folder
+
+
 class Registry:
-    def __init__(self, home: Optional[Path] = None) -> None:
+    def __init__(self, home: Optional[Path] = None, lock_timeout: float = 30.0) -> None:
         self.home = private_dir(Path(home)) if home else nimbus_home()
         self.path = self.home / "registry.json"
-        self._lock = FileLock(str(self.home / "registry.lock"), timeout=30)
+        self.lock_timeout = lock_timeout
+        self._lock = FileLock(str(self.home / "registry.lock"), timeout=lock_timeout)
 
     def deployment_dir(self, name: str) -> Path:
         return self.home / "deployments" / name
@@ -63,10 +69,12 @@ class Registry:
         try:
             with self._lock:
                 deployments = self._read(for_write=True)
+                before = {name: record.to_json() for name, record in deployments.items()}
                 yield deployments
                 self._write(deployments)
+                self._mirror(before, deployments)
         except Timeout:
-            raise NimbusError(f"the registry {self.path} stayed locked for 30 s",
+            raise NimbusError(f"the registry {self.path} stayed locked for {self.lock_timeout:.0f} s",
                               f"another process holds {self._lock.lock_file}; if none is running, delete that file",
                               where="registry")
 
@@ -83,6 +91,49 @@ class Registry:
                               "the previous registry file is unchanged; free some disk space (or fix the "
                               "permission) and run this again", where="registry") from exc
 
+    def _mirror(self, before: Dict[str, Any], after: Dict[str, DeploymentRecord]) -> None:
+        """Each changed record into its deployment's folder (only where the folder exists): what the registry
+        is rebuilt from when both of its files are lost. Best effort: the registry itself was written."""
+        for name, record in after.items():
+            data = record.to_json()
+            folder = self.deployment_dir(name)
+            if before.get(name) != data and folder.is_dir():
+                try:
+                    write_json_atomic(folder / RECORD_FILE, data)
+                except OSError:
+                    pass
+
+    def _rebuilt(self) -> Optional[Dict[str, DeploymentRecord]]:
+        """The records kept in the deployment folders, or None when there are none."""
+        found: Dict[str, DeploymentRecord] = {}
+        folders = self.home / "deployments"
+        for path in sorted(folders.glob(f"*/{RECORD_FILE}")) if folders.is_dir() else []:
+            try:
+                data = json.loads(path.read_text("utf-8"))
+                record = migrate_record(data, RECORD_SCHEMA)
+            except (OSError, ValueError, TypeError, KeyError):
+                continue
+            if record.name == path.parent.name:
+                found[record.name] = record
+        return found or None
+
+    def _keep_rebuilt(self, rebuilt: Dict[str, DeploymentRecord], for_write: bool) -> None:
+        """Write a rebuilt registry at once (best effort), so it is rebuilt and said only once; inside
+        ``edit`` (``for_write``) the edit's own write does it."""
+        if self.backup.exists():
+            try:
+                os.replace(self.backup, self.backup.with_name(f"registry.json.bak.corrupt-{int(time.time())}"))
+            except OSError:
+                pass
+        if for_write:
+            return
+        try:
+            with self._lock.acquire(timeout=1):
+                if _parse(self.path) is None:
+                    self._write(rebuilt)
+        except (Timeout, NimbusError):
+            pass
+
     @property
     def backup(self) -> Path:
         return self.path.with_name("registry.json.bak")
@@ -95,10 +146,18 @@ class Registry:
         if data is None:
             data = _parse(self.backup) if self.backup.exists() else None
             if data is None:
-                raise NimbusError(f"the registry file {self.path} is not valid JSON or has an unknown layout, "
-                                  "and there is no good copy in registry.json.bak",
-                                  "move it aside; deployments' own files under deployments/ are intact",
-                                  where="registry")
+                rebuilt = self._rebuilt()
+                if rebuilt is None:
+                    raise NimbusError(f"the registry file {self.path} is not valid JSON or has an unknown layout, "
+                                      "and there is no good copy in registry.json.bak nor a record in any deployment folder",
+                                      "move it aside; deployments' own files under deployments/ are intact (%nimbus_list "
+                                      "shows running servers as orphans, %nimbus_destroy NAME stops one)",
+                                      where="registry")
+                warnings.warn(f"the registry file {self.path} and its copy {self.backup.name} are both corrupt; rebuilt "
+                              f"from the records in {len(rebuilt)} deployment folder(s) ({', '.join(sorted(rebuilt))}); "
+                              "the corrupt files are kept beside it", RegistryWarning, stacklevel=3)
+                self._keep_rebuilt(rebuilt, for_write)
+                return rebuilt
             warnings.warn(f"the registry file {self.path} is corrupt or half-written; using its last good copy "
                           f"{self.backup.name}. The next change rewrites it (the corrupt file is kept beside it).",
                           RegistryWarning, stacklevel=3)

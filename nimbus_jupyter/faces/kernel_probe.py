@@ -15,11 +15,15 @@ from typing import Any, Dict, List, Optional
 from .sidebar_models import PIPELINES_MIME, PROGRESS_MIME, DeploymentInfo, PipelineInfo, ProgressMessage
 
 
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
 def _user_namespace(shell: Any = None) -> Dict[str, Any]:
     if shell is None:
-        from IPython import get_ipython
-
-        shell = get_ipython()
+        shell = _shell()
     return shell.user_ns if shell is not None else {}
 
 
@@ -100,6 +104,7 @@ def deploy_from_sidebar(variable: str, name: str, target: str = "local", shell: 
     execute leaves no traceback behind); the registry is the record of what happened.
     """
     from .. import api
+    from ..api.origin import notebook_origin
     from ..core.errors import UserInputError
     from ..targets.registry import stages_of
 
@@ -118,13 +123,18 @@ def deploy_from_sidebar(variable: str, name: str, target: str = "local", shell: 
             if message is not None:
                 _publish_progress(message)
 
+        # the variable and this kernel's notebook: the same pipeline with components added is a new version
+        origin = notebook_origin(variable, shell if shell is not None else _shell())
         deployment = api.deploy(namespace[variable], name, target, listeners=[listener], namespace=namespace,
-                                **(options or {}))
+                                origin=origin, **(options or {}))
         done = ProgressMessage("done", name, deployment=DeploymentInfo.of(deployment).to_json())
         if deployment.unchanged:
             done.text = "unchanged: the endpoint already serves this pipeline"
         elif deployment.parity is not None:
             done.text = deployment.parity.summary()
+        result = deployment.result
+        if result is not None and result.generic_samples:
+            done.text = f"{done.text}; {result.samples_note}" if done.text else result.samples_note
         _publish_progress(done)
     except Exception as exc:  # noqa: BLE001 - every failure is shown in the panel as its message
         _publish_progress(ProgressMessage("error", name, text=str(exc) or type(exc).__name__))

@@ -1,11 +1,13 @@
-"""``nimbus_jupyter.deploy``: the api's deploy with a live view of it (a widget in a notebook, text
-elsewhere), and the notebook's namespace for the components defined in its cells."""
+"""``nimbus_jupyter.deploy``: the api's deploy with a live view of it (a widget where a kernel carries
+widgets, text elsewhere), the notebook's namespace for the components defined in its cells, and where the
+pipeline comes from (the notebook variable holding it: ``api.origin``)."""
 from __future__ import annotations
 
 from typing import Any, Dict, Optional, Sequence, Union
 
 from ..api.deployment import Deployment
 from ..api.orchestration import check_name, deployment_of, run_deploy
+from ..api.origin import Origin, notebook_origin, variable_of
 from ..core.bundle import require_pipeline
 from ..core.plan import Plan
 from ..core.progress import Listener
@@ -27,6 +29,8 @@ def deploy(
     listeners: Sequence[Listener] = (),
     shell: Any = None,
     registry: Optional[Registry] = None,
+    origin: Optional[Origin] = None,
+    widgets: bool = True,
     **target_options: Any,
 ) -> Union[Deployment, Plan]:
     """Deploy ``nlp`` as ``name`` and return the ``Deployment`` (or, with ``dry_run``, the ``Plan``).
@@ -36,17 +40,25 @@ def deploy(
     ``plan``. ``target_options`` go to the target (``workers`` on local; ``region``, ``profile``,
     ``memory``, ``arch``, ``timeout``, ``reserved_concurrency``, ``throttle_rate``, ``throttle_burst``,
     ``quota``, ``log_retention_days``, ``alarm_email`` on aws; ``%nimbus_deploy?`` lists them all).
+
+    ``origin`` defaults to the notebook variable that holds ``nlp`` (found by identity), so the same
+    variable's pipeline with a component added or removed is a new version, not a stranger.
+    ``widgets=False`` shows text even where a widget could be shown.
     """
     if shell is None:
         shell = _current_shell()
     require_pipeline(nlp, "the pipeline")
     check_name(name)
-    view = make_view(name, target, stages_of(target), shell) if show else None
     if namespace is None and shell is not None:
         namespace = shell.user_ns
+    if origin is None and shell is not None:
+        variable = variable_of(nlp, shell.user_ns)
+        origin = notebook_origin(variable, shell) if variable else None
+    view = make_view(name, target, stages_of(target), shell, widgets) if show else None
     try:
         outcome = run_deploy(nlp, name, target, samples=samples, dry_run=dry_run, force=force, namespace=namespace,
-                             listeners=[*listeners, *([view] if view else [])], registry=registry, **target_options)
+                             listeners=[*listeners, *([view] if view else [])], registry=registry, origin=origin,
+                             **target_options)
     except BaseException as exc:
         if view:
             view.fail(exc)

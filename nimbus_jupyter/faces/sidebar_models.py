@@ -178,7 +178,9 @@ class PredictResponse:
 class ErrorInfo:
     """Every error the routes answer with: what went wrong and what to do."""
 
-    error: str  # a short code: not_found | bad_request | endpoint_error | internal
+    # a short code: not_found | bad_request | too_large | forbidden | endpoint_error | internal, or the endpoint's
+    # own code when its 4xx passes through (unknown_field, bad_text, throttled, ...)
+    error: str
     message: str
     todo: str = ""
 

@@ -18,12 +18,14 @@ from .limits import MAX_PAYLOAD_BYTES, MAX_RESPONSE_BYTES, MAX_TEXTS_PER_REQUEST
 class ApiError(Exception):
     """A request the endpoint refuses: ``status`` is the HTTP code, ``code`` a stable short name."""
 
-    def __init__(self, status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None):
+    def __init__(self, status: int, code: str, message: str, headers: Optional[Dict[str, str]] = None,
+                 extra: Optional[Dict[str, Any]] = None):
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.extra = extra or {}  # more JSON for the answer (a 409 names the version that serves)
 
 
 @dataclass(frozen=True)
@@ -209,6 +211,7 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
                                                         {"$ref": "#/components/schemas/RowError"}]}},
                         "fields": {"type": "array", "items": {"type": "string"}},
                         "version": {"type": "string"},
+                        "hash": {"type": "string", "description": "the content hash of the pipeline that answered"},
                         "errors": {"type": "integer", "description": "how many results are RowErrors"},
                     },
                 },
@@ -218,6 +221,12 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
         "paths": {
             "/predict": {"post": {
                 "summary": "Run the pipeline over texts; results come back in input order.",
+                "parameters": [
+                    {"name": "x-nimbus-expect-version", "in": "header", "required": False, "schema": {"type": "string"},
+                     "description": "the version the caller expects (a pinned batch); another one answers 409"},
+                    {"name": "x-nimbus-expect-hash", "in": "header", "required": False, "schema": {"type": "string"},
+                     "description": "the content hash the caller expects; another pipeline answers 409"},
+                ],
                 "requestBody": {"required": True, "content": {"application/json": {
                     "schema": {"$ref": "#/components/schemas/PredictRequest"}}}},
                 "responses": {
@@ -227,7 +236,9 @@ def openapi_document(title: str, version: str, fields: Sequence[str], default_fi
                        for code, why in [("400", "bad request"), ("401", "missing or wrong API key"),
                                          ("413", "payload too large, or the answer would be over Lambda's "
                                                  f"{MAX_RESPONSE_BYTES:,}-byte response limit (response_too_large): "
-                                                 "split the texts"), ("415", "not JSON"),
+                                                 "split the texts"), ("409", "the request expects another version than the one "
+                                                 "serving (version_changed; 'serving' names it): nothing was run"),
+                                         ("415", "not JSON"),
                                          ("422", "field not available"), ("429", "throttled: retry later")]},
                 },
             }},

@@ -90,7 +90,10 @@ class PipelineFields:
         return {attr}
 
     def can_set_sentences(self) -> bool:
-        return self._someone_assigns(_SENT_ATTRS) or any(n in self._always for n in self.names)
+        """Only when a component declares that it sets sentence boundaries (parser, senter, sentencizer, or
+        one of the user's with ``assigns=["token.is_sent_start"]``): a component that declares nothing
+        may do anything, but offering ``sents`` on that guess fails every request that asks for it."""
+        return self._someone_assigns(_SENT_ATTRS)
 
     def _someone_assigns(self, attrs: Optional[Set[str]]) -> bool:
         return any(attrs is None or self._assigns[n] & attrs for n in self.names)

@@ -14,9 +14,12 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from .contract import ApiError, PredictRequest, openapi_document, parse_predict
+from .events import route
 from .fields import FieldUnavailable, NotJSON, PipelineFields, doc_to_result, extension_names
 from .limits import MAX_RESPONSE_BYTES
 from .loader import load_bundle
+from .metrics import record_pipeline_error
+from .pinning import check_expected
 
 BUNDLE_ENV = "NIMBUS_BUNDLE_DIR"
 _ROUTES = {"/predict": "POST", "/health": "GET", "/openapi.json": "GET"}
@@ -34,6 +37,7 @@ class _Loaded:
         self.allowed_fields = self.fields.available_fields() + self.fields.extension_fields()
         self.name = os.environ.get("NIMBUS_DEPLOYMENT", self.manifest.get("name", "pipeline"))
         self.version = os.environ.get("NIMBUS_VERSION", self.manifest.get("hash", "")[:12])
+        self.hash = str(self.manifest.get("hash", ""))
         self.load_seconds = time.perf_counter() - started
 
 
@@ -54,24 +58,24 @@ def handler(event: Dict[str, Any], context: Any = None) -> Dict[str, Any]:
     global _texts_in_flight, _rows_failed
     _texts_in_flight, _rows_failed = [], 0
     try:
-        return _route(event)
+        answer = _route(event)
+        if _rows_failed:  # texts the pipeline raised on: their rows are errors in a 200, which Lambda never counts
+            record_pipeline_error(count=_rows_failed)
+        return answer
     except ApiError as exc:
-        return _response(exc.status, {"error": exc.code, "message": exc.message}, exc.headers)
+        return _response(exc.status, {"error": exc.code, "message": exc.message, **exc.extra}, exc.headers)
     except Exception:  # a fault of the pipeline or of ours: log it (never the texts) and say so
         request_id = _request_id(event, context)
         trace = _redact(traceback.format_exc(), _texts_in_flight)
         print(f"nimbus: request {request_id} failed:\n{trace}", file=sys.stderr, flush=True)
+        record_pipeline_error()  # the JSON 500 is not a Lambda error: count it where the alarm looks
         return _response(500, {"error": "internal", "message": f"the pipeline failed on this request (request id {request_id}); see the endpoint's log"})
 
 
 def _route(event: Dict[str, Any]) -> Dict[str, Any]:
-    if not isinstance(event, dict):
-        raise ApiError(400, "bad_event", "the event is not an API Gateway proxy event")
-    path = event.get("path") or event.get("resource") or "/"
-    method = str(event.get("httpMethod") or "GET").upper()
-    if not isinstance(path, str):
-        raise ApiError(400, "bad_event", "the event's path is not a string")
-    if path not in _ROUTES:
+    asked = route(event, _ROUTES)  # REST v1 only; on the resource, base path and trailing slash tolerated
+    path, method = asked.path, asked.method
+    if not asked.matched:
         raise ApiError(404, "not_found", f"no route {path!r}; the routes are {sorted(_ROUTES)}")
     if method != _ROUTES[path]:
         raise ApiError(405, "method_not_allowed", f"{path} takes {_ROUTES[path]}, not {method}", {"Allow": _ROUTES[path]})
@@ -81,7 +85,7 @@ def _route(event: Dict[str, Any]) -> Dict[str, Any]:
             "status": "ok", "name": state.name, "version": state.version,
             "lang": state.nlp.lang, "components": state.fields.names,
             "default_fields": state.default_fields, "load_seconds": round(state.load_seconds, 3),
-            "extensions": state.extensions,
+            "extensions": state.extensions, "hash": state.hash,
         })
     if path == "/openapi.json":
         return _response(200, openapi_document(state.name, state.version, state.allowed_fields, state.default_fields))
@@ -91,6 +95,7 @@ def _route(event: Dict[str, Any]) -> Dict[str, Any]:
 def _predict(state: _Loaded, event: Dict[str, Any]) -> Dict[str, Any]:
     """Results in input order. A text that makes the pipeline raise becomes its own row's error
     (``{"error": {"type", "message"}}``) in the same 200 answer; ``errors`` counts those rows."""
+    check_expected(event, state.version, state.hash)  # a pinned batch is never answered by another version
     request = parse_predict(event, state.allowed_fields, state.default_fields)
     max_length = state.nlp.max_length
     for i, text in enumerate(request.texts):
@@ -100,7 +105,8 @@ def _predict(state: _Loaded, event: Dict[str, Any]) -> Dict[str, Any]:
     _texts_in_flight = request.texts
     results = _run(state, request, _request_id(event, None))
     _rows_failed = sum(1 for r in results if "error" in r)
-    body = {"results": results, "fields": request.fields, "version": state.version, "errors": _rows_failed}
+    body = {"results": results, "fields": request.fields, "version": state.version, "hash": state.hash,
+            "errors": _rows_failed}
     response = _response(200, body)
     # Escaping at most doubles an ASCII JSON body: only a large one needs measuring.
     size = envelope_bytes(response) if 2 * len(response["body"]) + 4096 >= MAX_RESPONSE_BYTES else 0

@@ -11,9 +11,10 @@ the sidebar's fields and the checks of ``deploy(**options)`` are generated from 
 - ``endpoint(record, via=None) -> Transport``: how batch scoring and the smoke test reach it.
 
 Optional capabilities are protocols of their own, checked with ``isinstance``: ``Operable`` (metrics,
-history, rollback, follow_logs), ``Discoverable`` (deployments made elsewhere) and ``Jobs`` (detached
-batch jobs: ``nimbus_jupyter.submit``). A target is built as ``TargetClass(registry)``; it keeps no
-state of a deploy between calls.
+history, rollback, follow_logs), ``Discoverable`` (deployments made elsewhere), ``Jobs`` (detached
+batch jobs: ``nimbus_jupyter.submit``) and ``KeyRotating`` (replace the API key without downtime);
+``Recoverable`` (orphans: what runs without a registry record) is a safety net the api uses, not listed
+to the faces. A target is built as ``TargetClass(registry)``; it keeps no state of a deploy between calls.
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from ..core.bundle import Bundle
 from ..core.errors import UserInputError
 from ..core.jobs import JobResult, JobSpec, JobStatus
 from ..core.loglines import LogLine
-from ..core.operate import Discovered, HistoryRow, LiveStatus, Metrics, RollbackOutcome
+from ..core.operate import Discovered, HistoryRow, KeyRotation, LiveStatus, Metrics, RollbackOutcome
 from ..core.plan import BundleRef, Plan
 from ..core.progress import SERIALIZE, SMOKE_TEST, Progress
 from ..core.records import DeploymentRecord
@@ -42,8 +43,10 @@ _TYPE_WORDS = {"int": "a whole number", "float": "a number", "str": "a string", 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 # deploy()'s and %nimbus_deploy's own parameters: no target option may take these names or flags
 RESERVED_NAMES = frozenset({"nlp", "name", "target", "samples", "samples_from", "dry_run", "force", "show",
-                            "namespace", "listeners", "shell", "registry", "pipeline"})
-RESERVED_FLAGS = frozenset({"--name", "--target", "--samples", "--samples-from", "--dry-run", "--force"})
+                            "namespace", "listeners", "shell", "registry", "pipeline", "origin", "widgets"})
+# ... nor a flag of %nimbus_deploy or of `nimbus deploy` (the CLI's --sample, --json, and --help everywhere)
+RESERVED_FLAGS = frozenset({"--name", "--target", "--samples", "--samples-from", "--dry-run", "--force", "--sample",
+                            "--samples-column", "--json", "--help"})
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,7 @@ class TargetOption:
         if not isinstance(self.flag, str) or not re.match(r"^--[a-z][a-z0-9-]*$", self.flag):
             found.append(f"option {self.name!r} has flag {self.flag!r}; a flag looks like --lower-case")
         elif self.flag in RESERVED_FLAGS:
-            found.append(f"option {self.name!r} takes the flag {self.flag}, which %nimbus_deploy uses itself")
+            found.append(f"option {self.name!r} takes the flag {self.flag}, which %nimbus_deploy or nimbus deploy uses itself")
         if self.type == "choice" and not self.choices:
             found.append(f"option {self.name!r} is a choice without choices")
         if self.type != "choice" and self.choices:
@@ -173,7 +176,8 @@ class Target(Protocol):
     def endpoint(self, record: DeploymentRecord, via: Optional[str] = None, *, retries: int = 8,
                  concurrency: int = 10) -> Transport:
         """How to reach the deployment: its default way, or ``via`` ("http", "invoke"); a UserInputError
-        when that way does not reach this target. ``retries`` of throttling/5xx, ``concurrency`` in flight."""
+        when that way does not reach this target. ``concurrency``: requests in flight. ``retries`` is kept
+        for older callers: transports never retry (the ``EndpointClient`` decides what may be resent)."""
 
 
 @runtime_checkable
@@ -202,6 +206,19 @@ class Discoverable(Protocol):
 
     def adopt(self, name: str) -> Optional[DeploymentRecord]:
         """The record of a deployment named ``name`` made elsewhere (its key fetched), or None."""
+
+
+@runtime_checkable
+class Recoverable(Protocol):
+    """Deployments this target still runs, or keeps files of, without a registry record (orphans): a deploy
+    whose record could not be written, a lost registry. A safety net for the list and ``destroy``, not a
+    capability the faces offer (so it is not in ``CAPABILITIES``)."""
+
+    def orphans(self, known: Set[str]) -> List[Discovered]:
+        """Orphans whose names are not in ``known``, each with its record as far as its files tell."""
+
+    def orphan(self, name: str) -> Optional[DeploymentRecord]:
+        """The record of the orphan ``name`` (for ``destroy``), or None when there is none."""
 
 
 @dataclass(frozen=True)
@@ -247,7 +264,20 @@ class Jobs(Protocol):
         """Jobs of this target submitted from elsewhere whose ids are not in ``known`` ([] when it cannot look)."""
 
 
-CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable, "jobs": Jobs}
+@runtime_checkable
+class KeyRotating(Protocol):
+    """``rotate_key`` / ``%nimbus_rotate_key``: a new API key made and proven to work while the old one still
+    does, the key file switched to it, then the old one removed. A target without it may say why (and what
+    to do instead) in a class attribute ``key_rotation_refusal = (what, todo)``."""
+
+    def rotate_key(self, record: DeploymentRecord, save: Callable[[DeploymentRecord], None],
+                   say: Callable[[str], None], timeout_s: float = 60.0) -> KeyRotation:
+        """Rotate; ``save`` stores the record as soon as the key file holds the new key (before the old one
+        goes), ``say`` reports each step, the wait for the new key is bounded by ``timeout_s``."""
+
+
+CAPABILITIES: Dict[str, Any] = {"operate": Operable, "discover": Discoverable, "jobs": Jobs,
+                                "rotate_key": KeyRotating}
 REQUIRED_METHODS = ("plan", "apply", "destroy", "live_status", "logs", "endpoint")
 
 

@@ -1,10 +1,14 @@
 """Applying an aws plan: bootstrap CDK when the plan's facts say so, deploy the synthesized stack with the
 CDK CLI while watching CloudFormation's events, and write the record. Uses nothing but the plan (and
-the AWS credentials of the environment, which a plan never holds)."""
+the AWS credentials of the environment, which a plan never holds).
+
+A new API key answers 403 for the seconds API Gateway takes to accept it, so before the smoke test the
+deploy waits for it a bounded time (``checks.wait_for_key``), saying so. A key that ``rotate_key``
+made (outside the stack) is kept across redeploys: the record names it, not the stack's output."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional, Tuple
 
 from ...core.errors import DeployFailed
 from ...core.files import write_secret
@@ -15,7 +19,10 @@ from ...core.registry import Registry
 from . import cdk_cli
 from .aws_client import AwsClient, StackInfo, make_session
 from .preflight import PreflightFacts
+from .spec import AUTH_IAM
 from .state import READY_STATES, AwsState
+
+KEY_WAIT_S = 60.0  # how long a deploy waits for API Gateway to accept a new key before the smoke test
 
 
 def apply(registry: Registry, plan: Plan, progress: Progress, target_name: str) -> DeploymentRecord:
@@ -53,7 +60,7 @@ def apply(registry: Registry, plan: Plan, progress: Progress, target_name: str) 
             raise _failed(DeployFailed("the stack is not complete", "", where="deploy"),
                           stack.reason if stack else "it is missing", stack_name, existed, client)
         stage.detail = f"{stack.name} {stack.status}"
-    return _record(registry, plan, stack, client, facts, target_name)
+    return _record(registry, plan, stack, client, facts, target_name, progress)
 
 
 def _failed(exc: DeployFailed, reason: Optional[str], stack: str, existed: bool, client: AwsClient) -> DeployFailed:
@@ -72,10 +79,18 @@ def _failed(exc: DeployFailed, reason: Optional[str], stack: str, existed: bool,
 
 
 def _record(registry: Registry, plan: Plan, stack: StackInfo, client: AwsClient, facts: PreflightFacts,
-            target_name: str) -> DeploymentRecord:
+            target_name: str, progress: Optional[Progress] = None) -> DeploymentRecord:
     spec = plan.data["spec"]
     now = now_iso()
-    key_file = _save_key(registry.deployment_dir(plan.name) / "api_key", stack, client)
+    before = AwsState.of(plan.current) if plan.current is not None else None
+    key_file, key_id, rotated = _save_key(registry.deployment_dir(plan.name) / "api_key", stack, client, before,
+                                          spec.get("auth") == AUTH_IAM)
+    url = stack.outputs.get("Url", "").rstrip("/")
+    if key_file is not None and progress is not None and (before is None or before.api_key_id != key_id):
+        try:  # a new key: the smoke test after this would see API Gateway's 403 while it propagates
+            wait_until_key_works(url, key_file.read_text("utf-8").strip(), progress.message)
+        except DeployFailed as exc:  # the stack is made: record it; the smoke test says what the endpoint answers
+            progress.message(f"{exc.what}; {exc.todo}")
     function, alias_name = stack.outputs.get("FunctionName", ""), stack.outputs.get("AliasName", "")
     alias = client.alias(function, alias_name) if function and alias_name else None
     lambda_version = alias.version if alias else None
@@ -91,25 +106,59 @@ def _record(registry: Registry, plan: Plan, stack: StackInfo, client: AwsClient,
         function_name=f"{function}:{alias_name}" if function and alias_name else function,
         lambda_function=function, alias_name=alias_name or None,
         alias_arn=stack.outputs.get("AliasArn") or (alias.arn if alias else None), lambda_version=lambda_version,
-        log_group=stack.outputs.get("LogGroupName", ""), api_key_id=stack.outputs.get("ApiKeyId", ""),
-        model_mode=spec["model_mode"], timeout_s=int(spec["timeout_s"]))
+        log_group=stack.outputs.get("LogGroupName", ""), api_key_id=key_id,
+        model_mode=spec["model_mode"], timeout_s=int(spec["timeout_s"]), auth=spec.get("auth") or "key",
+        usage_plan_id=stack.outputs.get("UsagePlanId", ""), api_key_rotated=rotated)
     return record.evolve(status="ready", version=plan.version, hash=b.hash, lang=b.lang, components=list(b.components),
-                         size_bytes=b.size_bytes, url=stack.outputs.get("Url", "").rstrip("/"),
-                         key_file=str(key_file) if key_file else None, updated=now,
+                         size_bytes=b.size_bytes, url=url, key_file=str(key_file) if key_file else None, updated=now,
                          options=dict(plan.data["stack_options"]), target_data=state.data())
 
 
-def _save_key(path: Path, stack: StackInfo, client: AwsClient) -> Optional[Path]:
-    key_id = stack.outputs.get("ApiKeyId")
-    if not key_id:
-        return None
+def _save_key(path: Path, stack: StackInfo, client: AwsClient, before: Optional[AwsState],
+              iam: bool) -> Tuple[Optional[Path], str, bool]:
+    """``(key file, key id, rotated)``. The stack's key, unless ``rotate_key`` replaced it by one the record
+    names (still enabled): that one stays. With IAM auth there is no key, and a rotated one is deleted."""
     from botocore.exceptions import ClientError
 
+    if before is not None and before.api_key_rotated and before.api_key_id:
+        if iam:
+            client.delete_api_key(before.api_key_id)
+        else:
+            kept = client.api_key(before.api_key_id)
+            if kept is not None and kept.get("enabled") and path.is_file():
+                return path, before.api_key_id, True
+    key_id = stack.outputs.get("ApiKeyId")
+    if not key_id:
+        return None, "", False
     try:
         value = client.api_key_value(key_id)
     except ClientError:
-        return None
-    return write_secret(path, value)
+        return None, key_id, False
+    return write_secret(path, value), key_id, False
+
+
+def wait_until_key_works(url: str, key: str, say: Callable[[str], None], timeout_s: float = KEY_WAIT_S,
+                         interval_s: float = 2.0) -> int:
+    """Wait (bounded, saying so) until API Gateway stops answering 403 to ``key`` on GET /health; the
+    status it answered then (0: nothing answered, which the smoke test reports)."""
+    from ...endpoint.transport import HttpTransport, TransportDown
+    from .checks import wait_for_key
+
+    transport = HttpTransport(url, key, retries=0)
+    seen = {"status": 0}
+
+    def probe() -> int:
+        try:
+            seen["status"] = transport.check("GET", "/health").status
+        except TransportDown:
+            seen["status"] = 0
+        return seen["status"]
+
+    try:
+        wait_for_key(probe, timeout_s=timeout_s, interval_s=interval_s, on_wait=say)
+    finally:
+        transport.close()
+    return seen["status"]
 
 
 def _cli_line(progress: Progress, line: str) -> None:

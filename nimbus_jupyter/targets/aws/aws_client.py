@@ -184,6 +184,64 @@ class AwsClient:
     def api_key_value(self, key_id: str) -> str:
         return self.client("apigateway").get_api_key(apiKey=key_id, includeValue=True)["value"]
 
+    def api_key(self, key_id: str) -> Optional[Dict[str, Any]]:
+        """The key's description (id, name, enabled, createdDate; not its value), or None when it is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            raw = self.client("apigateway").get_api_key(apiKey=key_id, includeValue=False)
+        except ClientError as exc:
+            if _code(exc) == "NotFoundException":
+                return None
+            raise
+        return {k: v for k, v in raw.items() if k != "ResponseMetadata"}
+
+    def rotated_key(self, deployment: str) -> Optional[str]:
+        """The id of the enabled key ``rotate_key`` made for ``deployment`` (tagged), or None."""
+        for page in self.client("apigateway").get_paginator("get_api_keys").paginate():
+            for item in page.get("items", []):
+                tags = item.get("tags") or {}
+                if (item.get("enabled") and tags.get(DEPLOYMENT_TAG) == deployment
+                        and f"{TAG_PREFIX}rotated-from" in tags):
+                    return str(item["id"])
+        return None
+
+    def create_api_key(self, name: str, description: str, tags: Dict[str, str]) -> Dict[str, Any]:
+        """A new enabled key with a value API Gateway generates: ``{"id", "value", ...}``."""
+        return self.client("apigateway").create_api_key(name=name, description=description, enabled=True, tags=tags)
+
+    def usage_plans_of(self, key_id: str) -> List[str]:
+        """The ids of the usage plans ``key_id`` is attached to."""
+        plans: List[str] = []
+        for page in self.client("apigateway").get_paginator("get_usage_plans").paginate(keyId=key_id):
+            plans += [p["id"] for p in page.get("items", [])]
+        return plans
+
+    def attach_key(self, usage_plan_id: str, key_id: str) -> None:
+        self.client("apigateway").create_usage_plan_key(usagePlanId=usage_plan_id, keyId=key_id, keyType="API_KEY")
+
+    def detach_key(self, usage_plan_id: str, key_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client("apigateway").delete_usage_plan_key(usagePlanId=usage_plan_id, keyId=key_id)
+        except ClientError as exc:
+            if _code(exc) != "NotFoundException":
+                raise
+
+    def disable_api_key(self, key_id: str) -> None:
+        self.client("apigateway").update_api_key(
+            apiKey=key_id, patchOperations=[{"op": "replace", "path": "/enabled", "value": "false"}])
+
+    def delete_api_key(self, key_id: str) -> None:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client("apigateway").delete_api_key(apiKey=key_id)
+        except ClientError as exc:
+            if _code(exc) != "NotFoundException":
+                raise
+
     def log_events(self, group: str, since: float, limit: int = 100, pattern: str = "",
                    until: Optional[float] = None) -> Iterator[Dict[str, Any]]:
         """Log events of ``group`` since ``since`` (epoch seconds, to ``until``), oldest first, at most ``limit``."""
@@ -206,6 +264,29 @@ class AwsClient:
             if _code(exc) == "ResourceNotFoundException":
                 return
             raise
+
+    def function_configuration(self, function: str) -> Optional[Dict[str, Any]]:
+        """GetFunctionConfiguration of ``function`` (its Runtime, MemorySize, ...), or None when it is gone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            return dict(self.client("lambda").get_function_configuration(FunctionName=function))
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return None
+            raise
+
+    def reserved_concurrency(self, function: str) -> int:
+        """What ``function`` reserves of the account's concurrency now (0: nothing, or it is gone)."""
+        from botocore.exceptions import ClientError
+
+        try:
+            answer = self.client("lambda").get_function_concurrency(FunctionName=function)
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return 0
+            raise
+        return int(answer.get("ReservedConcurrentExecutions") or 0)
 
     # -- versions and the alias (rollback) -------------------------------------------------------------
     def lambda_versions(self, function: str) -> List[LambdaVersion]:

@@ -14,7 +14,7 @@ from ...core.operate import Discovered, LiveStatus
 from ...core.records import DeploymentRecord, now_iso
 from ...core.registry import Registry
 from .aws_client import AwsClient, StackInfo, make_session
-from .spec import TAG_PREFIX, stack_name_for
+from .spec import AUTH_IAM, AUTH_KEY, TAG_PREFIX, stack_name_for
 from .state import AwsState, stack_status
 
 
@@ -55,7 +55,8 @@ def record_from_stack(stack: StackInfo, region: str, target_name: str = "aws") -
                      lambda_function=stack.outputs.get("FunctionName", ""),
                      alias_name=stack.outputs.get("AliasName") or None, alias_arn=stack.outputs.get("AliasArn") or None,
                      log_group=stack.outputs.get("LogGroupName", ""), api_key_id=stack.outputs.get("ApiKeyId", ""),
-                     adopted=True)
+                     usage_plan_id=stack.outputs.get("UsagePlanId", ""),
+                     auth=AUTH_IAM if "InvokeArn" in stack.outputs else AUTH_KEY, adopted=True)
     return DeploymentRecord(
         name=stack.deployment, target=target_name, status="ready",
         version=int(stack.tags.get(f"{TAG_PREFIX}version", "0") or 0), hash=stack.tags.get(f"{TAG_PREFIX}hash", ""),
@@ -106,10 +107,14 @@ def adopt(name: str, registry: Registry, target_name: str = "aws") -> Optional[D
     if stack is None or stack.deployment != name:
         return None
     record = record_from_stack(stack, client.region, target_name)
-    key_id = AwsState.of(record).api_key_id
-    key_file = None
+    state = AwsState.of(record)
+    key_id, key_file = state.api_key_id, None
     if key_id:
         try:
+            rotated = client.rotated_key(name) if not (client.api_key(key_id) or {}).get("enabled", True) else None
+            if rotated:  # rotate_key ran elsewhere: the stack's own key is disabled, the rotated one serves
+                key_id = rotated
+                record = record.evolve(target_data={**state.data(), "api_key_id": rotated, "api_key_rotated": True})
             key_file = str(write_secret(registry.deployment_dir(name) / "api_key", client.api_key_value(key_id)))
         except Exception:
             pass

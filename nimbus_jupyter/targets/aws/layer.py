@@ -9,12 +9,10 @@ them every cold start compiles every module again.
 """
 from __future__ import annotations
 
-import compileall
 import hashlib
 import json
 import os
 import platform
-import py_compile
 import re
 import shutil
 import subprocess
@@ -35,16 +33,17 @@ from ...core.errors import UserInputError
 from .package import dir_size
 from .spec import ARCHITECTURES
 
-BUILDER_VERSION = "3"  # bump when the steps below change what a layer holds: old cache entries then miss
+BUILDER_VERSION = "4"  # bump when the steps below change what a layer holds: old cache entries then miss
 PIP_ARCH = {"x86_64": "x86_64", "arm64": "aarch64"}
-# glibc of the Lambda runtime's OS: python3.8-3.11 run on Amazon Linux 2 (glibc 2.26), python3.12+ on
-# Amazon Linux 2023 (glibc 2.34). A manylinux_2_28 wheel on AL2 fails at import ("GLIBC_2.28 not found").
-AL2_LAST_PYTHON, AL2_GLIBC, AL2023_GLIBC = (3, 11), 26, 34
+# glibc of the Lambda runtime's OS (runtimes.py's table): python3.9-3.11 run on Amazon Linux 2 (glibc 2.26),
+# python3.12+ on Amazon Linux 2023 (glibc 2.34). A manylinux_2_28 wheel on AL2 fails at import.
+AL2_GLIBC, AL2023_GLIBC = 26, 34
 META_FILE = "nimbus-layer.json"
 WHERE = "AWS layer"
 # Left out of the layer, measured: spaCy and thinc declare setuptools, but loading and running a pipeline
 # never imports it (only `spacy package`, a CLI command, does) -- 11 MB. spaCy's CLI stack (typer, click,
-# rich, pygments, weasel, httpx) stays: ``import spacy`` imports spacy.cli, which imports all of them.
+# rich, pygments, weasel, httpx) stays: the function's init defers spacy.cli (runtime/lambda_entry.py), but
+# spaCy's CLI and spacy.info() still work on first use.
 NOT_AT_RUNTIME = frozenset({"setuptools"})
 # Precompiled whole: the packages that build and run a pipeline, whose modules load lazily by registry
 # name (spacy.lang.xx, thinc layers, pydantic schema code). Other packages get .pyc only for the modules
@@ -139,8 +138,13 @@ def layer_requirements(python: str, arch: str, extra: Sequence[str] = ()) -> Lis
 
 
 def layer_key(pins: Sequence[str], python: str, arch: str, langs: Optional[Sequence[str]] = None) -> str:
+    """The cache key: what the layer holds and the tools that made it (a fixed strip tool misses old entries,
+    and so does a layer built without .pyc once an interpreter of the runtime's minor is here)."""
+    from .interpreters import find_python
+
     text = json.dumps({"pins": sorted(pins), "python": python, "arch": arch, "builder": BUILDER_VERSION,
-                       "langs": sorted(langs) if langs else "all"}, sort_keys=True)
+                       "langs": sorted(langs) if langs else "all", "strip": strip_identity(arch),
+                       "pyc": bool(find_python(python))}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -205,13 +209,23 @@ def _build(work: Path, pins: Sequence[str], python: str, arch: str, langs: Optio
     step("strip", "the packages' own shared objects")
     stripped, note = strip_shared_objects(target, arch)
     notes += [note] if note else []
+    bad = check_shared_objects(target, arch)
+    if bad:
+        listed = "; ".join(f"{path}: {', '.join(problems)}" for path, problems in sorted(bad.items())[:5])
+        raise UserInputError(f"{len(bad)} shared object(s) in the {arch} layer would not load on Lambda: {listed}",
+                             "install GNU binutils for the target (apt-get install binutils-aarch64-linux-gnu) and deploy "
+                             "again; report it if the files come so from PyPI", WHERE)
     stripped_bytes = dir_size(target)
+    from .interpreters import find_python
+
+    interpreter = find_python(python)
     compiled = False
-    if python == _kernel_python():
-        step("compile", "unchecked-hash .pyc")
-        compiled, note = precompile(target, imported)
+    if interpreter:
+        step("compile", f"unchecked-hash .pyc with Python {python}")
+        compiled, note = precompile(target, imported, interpreter)
     else:
-        note = f".pyc not precompiled: the kernel runs Python {_kernel_python()}, the layer is for {python}"
+        note = (f".pyc not precompiled: no Python {python} on this machine (the kernel runs {_kernel_python()}); "
+                f"set NIMBUS_PYTHON_{python.replace('.', '_')} to one, or cold starts compile every module")
     notes += [note] if note else []
     return {"python": python, "arch": arch, "pins": list(pins), "langs": langs, "raw_bytes": raw, "trimmed_bytes": trimmed,
             "stripped_bytes": stripped_bytes, "stripped": stripped, "compiled": compiled, "notes": notes,
@@ -236,7 +250,12 @@ _NETWORK = ("NewConnectionError", "Failed to establish a new connection", "Tempo
 
 def runtime_glibc(python: str) -> int:
     """The glibc minor version of the Lambda runtime for ``python`` (2.26 on AL2, 2.34 on AL2023)."""
-    return AL2_GLIBC if tuple(int(p) for p in python.split(".")) <= AL2_LAST_PYTHON else AL2023_GLIBC
+    from .runtimes import RUNTIMES
+
+    for runtime in RUNTIMES:
+        if runtime.python == python:
+            return runtime.glibc[1]
+    return AL2_GLIBC if tuple(int(p) for p in python.split(".")) <= (3, 11) else AL2023_GLIBC
 
 
 def pip_platforms(python: str, arch: str) -> List[str]:
@@ -324,7 +343,7 @@ def pip_error(output: str, python: str, arch: str, missing: Optional[Dict[str, s
                 f"install versions of {', '.join(p.split('==')[0] for p in missing)} in the kernel that ship such wheels, "
                 "restart it and deploy again")
         if runtime_glibc(python) == AL2_GLIBC:
-            todo += f"; or use a Python 3.12+ kernel, whose Lambda runtime has glibc 2.{AL2023_GLIBC}"
+            todo += f"; or deploy with --python 3.12 or newer, whose Lambda runtime has glibc 2.{AL2023_GLIBC}"
         return UserInputError(f"{', '.join(missing)} {'has' if len(missing) == 1 else 'have'} no wheel on PyPI for {runtime}",
                               todo, WHERE)
     tail = "\n".join(output.strip().splitlines()[-8:])
@@ -406,35 +425,76 @@ def own_shared_objects(python_dir: Path) -> List[Path]:
     return sorted(p for p in found if not p.is_symlink())
 
 
+HOST_ARCH = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}
+
+
 def strip_tool(arch: str) -> Optional[str]:
-    """A strip that understands ``arch``'s ELF files: the host's for its own arch, else a cross or LLVM one."""
-    host = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}.get(platform.machine().lower())
-    candidates = (["strip"] if host == arch else []) + [f"{PIP_ARCH[arch]}-linux-gnu-strip", "llvm-strip"]
+    """GNU strip for ``arch``'s ELF files: the host's ``strip`` when it is GNU binutils for the same arch,
+    else Debian's cross binutils (``aarch64-linux-gnu-strip`` / ``x86_64-linux-gnu-strip``). Never
+    llvm-strip: it rewrites auditwheel-patched program headers so that glibc refuses to map them."""
+    host = HOST_ARCH.get(platform.machine().lower())
+    candidates = [f"{PIP_ARCH[arch]}-linux-gnu-strip"] + (["strip"] if host == arch else [])
     for name in candidates:
-        if shutil.which(name):
-            return shutil.which(name)
+        path = shutil.which(name)
+        if path and "GNU" in _tool_version(path):
+            return path
     return None
 
 
+def _tool_version(path: str) -> str:
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return out.splitlines()[0].strip() if out else ""
+
+
+def strip_identity(arch: str) -> str:
+    """The strip tool and its version, as the layer cache key holds it: a fixed tool misses old entries."""
+    tool = strip_tool(arch)
+    return f"{os.path.basename(tool)}: {_tool_version(tool)}" if tool else "none"
+
+
 def strip_shared_objects(python_dir: Path, arch: str) -> Tuple[bool, str]:
-    """``strip --strip-unneeded`` the packages' own .so files; returns (stripped, note)."""
+    """``strip --strip-unneeded`` each of the packages' own .so files into a copy, keep the copy only when
+    its ELF program headers still load (``elf.load_problems``); returns (stripped, note)."""
+    from .elf import load_problems
+
     tool = strip_tool(arch)
     if tool is None:
-        return False, f"not stripped: no strip for {arch} ELF files here (install binutils-{PIP_ARCH[arch]}-linux-gnu or llvm)"
-    files = own_shared_objects(python_dir)
-    failed = []
-    for start in range(0, len(files), 200):
-        chunk = [str(p) for p in files[start:start + 200]]
-        proc = subprocess.run([tool, "--strip-unneeded", *chunk], capture_output=True, text=True)
-        if proc.returncode != 0:  # one odd file must not leave the rest unstripped
-            for path in chunk:
-                if subprocess.run([tool, "--strip-unneeded", path], capture_output=True).returncode != 0:
-                    failed.append(os.path.relpath(path, python_dir))
+        return False, (f"not stripped: no GNU strip for {arch} ELF files here (install binutils-{PIP_ARCH[arch]}-linux-gnu); "
+                       "llvm-strip is not used, it breaks auditwheel-patched modules")
+    failed, refused = [], []
+    for path in own_shared_objects(python_dir):
+        out = path.with_name(path.name + ".stripped")
+        proc = subprocess.run([tool, "--strip-unneeded", "-o", str(out), str(path)], capture_output=True, text=True)
+        problems = load_problems(out, arch) if proc.returncode == 0 and out.exists() else []
+        if proc.returncode != 0 or problems:
+            (refused if problems else failed).append(os.path.relpath(path, python_dir))
+            out.unlink(missing_ok=True)
+            continue
+        os.chmod(out, path.stat().st_mode)
+        os.replace(out, path)
     name = os.path.basename(tool)
-    note = f"{name} failed on {len(failed)} file(s), left as they were: {failed[:5]}" if failed else ""
-    if name != "strip":
-        note = "; ".join(filter(None, [f"stripped with {name} (cross-arch)", note]))
-    return True, note
+    notes = [f"{name} failed on {len(failed)} file(s), left as they were: {failed[:5]}" if failed else "",
+             f"{len(refused)} stripped file(s) would not load, kept unstripped: {refused[:5]}" if refused else ""]
+    return True, "; ".join(n for n in notes if n)
+
+
+def check_shared_objects(python_dir: Path, arch: str) -> Dict[str, List[str]]:
+    """Every .so in the layer (vendored ``*.libs`` too) that the target's loader would refuse: {path: problems}."""
+    from .elf import load_problems
+
+    bad = {}
+    for root, dirs, files in os.walk(python_dir):
+        dirs[:] = [d for d in dirs if not d.endswith(".dist-info")]
+        for name in files:
+            path = Path(root, name)
+            if (name.endswith(".so") or ".so." in name) and not path.is_symlink():
+                problems = load_problems(path, arch)
+                if problems:
+                    bad[os.path.relpath(path, python_dir)] = problems
+    return bad
 
 
 def imported_by_spacy() -> List[str]:
@@ -445,21 +505,35 @@ def imported_by_spacy() -> List[str]:
     return json.loads(proc.stdout) if proc.returncode == 0 else []
 
 
-def precompile(python_dir: Path, modules: Optional[Sequence[str]] = None) -> Tuple[bool, str]:
+_COMPILE = r"""
+import compileall, json, py_compile, sys
+mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
+dirs, files = json.loads(sys.stdin.read())
+ok = all([bool(compileall.compile_dir(d, quiet=2, workers=0, invalidation_mode=mode)) for d in dirs]
+         + [bool(compileall.compile_file(f, quiet=2, invalidation_mode=mode)) for f in files])
+print(json.dumps(ok))
+"""
+
+
+def precompile(python_dir: Path, modules: Optional[Sequence[str]] = None,
+               interpreter: Optional[str] = None) -> Tuple[bool, str]:
     """Write unchecked-hash .pyc (valid whatever mtimes the unzip gives, never rewritten on read-only /opt)
     for ``COMPILE_WHOLE`` and ``modules`` (default: what ``import spacy`` imports); the rest compile in
-    memory if ever imported."""
-    mode = py_compile.PycInvalidationMode.UNCHECKED_HASH
-    ok = True
-    for top in COMPILE_WHOLE:
-        if (python_dir / top).is_dir():
-            ok &= bool(compileall.compile_dir(str(python_dir / top), quiet=2, workers=0, invalidation_mode=mode))
+    memory if ever imported. ``interpreter`` (default: this one) must be the runtime's minor: a .pyc
+    carries its interpreter's magic number and cache tag."""
     modules = imported_by_spacy() if modules is None else modules
+    dirs = [str(python_dir / top) for top in COMPILE_WHOLE if (python_dir / top).is_dir()]
+    files = []
     for name in modules:
         base = python_dir.joinpath(*name.split("."))
         for source in (base.with_name(base.name + ".py"), base / "__init__.py"):
             if source.is_file() and name.split(".")[0] not in COMPILE_WHOLE:
-                ok &= bool(compileall.compile_file(str(source), quiet=2, invalidation_mode=mode))
+                files.append(str(source))
+    proc = subprocess.run([interpreter or sys.executable, "-I", "-S", "-c", _COMPILE], input=json.dumps([dirs, files]),
+                          capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        return False, f".pyc not precompiled: {interpreter or sys.executable} failed: {proc.stderr.strip()[-300:]}"
+    ok = json.loads(proc.stdout.strip().splitlines()[-1])
     note = "" if ok else "some modules did not compile; they are imported from source"
     if not modules:
         note = (note + "; " if note else "") + "could not measure what `import spacy` imports: only the spaCy stack is precompiled"

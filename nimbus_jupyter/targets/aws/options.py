@@ -7,12 +7,17 @@ from typing import Any, Callable, Dict
 
 from ...core.errors import UserInputError
 from ..base import TargetOption
-from .spec import ARCHITECTURES
+from .runtimes import AL2023, RUNTIMES
+from .spec import ARCHITECTURES, AUTH_IAM, AUTH_KEY, AUTHS
 
 # What shapes the stack (recorded as the deployment's options; a change of one is an update).
 DEFAULTS: Dict[str, Any] = {"memory": 2048, "arch": "x86_64", "timeout": 60, "reserved_concurrency": None,
                             "throttle_rate": 50.0, "throttle_burst": 100, "quota": 1_000_000, "log_retention_days": 14,
-                            "alarm_email": None}
+                            "alarm_email": None, "python": None,  # python: --python 3.X, else runtime_select chooses
+                            "snapstart": False, "auth": AUTH_KEY}
+# --python offers the Amazon Linux 2023 runtimes: python3.10/3.11 run on Amazon Linux 2 (glibc 2.26), where
+# today's numpy and thinc have no wheels, and AWS blocks them soonest (runtimes.py has the dates).
+PYTHONS = tuple(r.python for r in RUNTIMES if r.os == AL2023)
 EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[A-Za-z]{2,}$")
 
 
@@ -68,6 +73,12 @@ OPTIONS = (
                  metavar="DAYS", validate=_whole("log_retention_days", 1, 3653, "days")),
     TargetOption("alarm_email", "str", None, "email this address (SNS) when the function errs 5+ times in 5 min",
                  metavar="ADDRESS", validate=_email),
+    TargetOption("python", "choice", None, "Lambda Python runtime (default: the newest one for which every pinned "
+                 "package of the kernel has a wheel)", choices=PYTHONS, metavar="3.X"),
+    TargetOption("snapstart", "bool", False, "SnapStart on published versions: cold starts resume from a snapshot "
+                 "(python3.12+, /tmp at most 512 MB)"),
+    TargetOption("auth", "choice", AUTH_KEY, f"how callers authenticate: {AUTH_KEY} (an API key, x-api-key) or "
+                 f"{AUTH_IAM} (SigV4 with the caller's AWS credentials)", choices=AUTHS),
 )
 
 

@@ -16,6 +16,8 @@ ARCHITECTURES = ("x86_64", "arm64")
 MODEL_INLINE, MODEL_S3 = "inline", "s3"
 HANDLER = "nimbus_jupyter.runtime.lambda_entry.handler"
 TAG_PREFIX = "nimbus:"
+AUTH_KEY, AUTH_IAM = "key", "iam"  # API Gateway: an API key (usage plan) or AWS_IAM (SigV4)
+AUTHS = (AUTH_KEY, AUTH_IAM)
 ALIAS_NAME = "live"  # the alias API Gateway and direct invokes call; rollback moves it between versions
 
 
@@ -38,7 +40,7 @@ class StackSpec:
     name: str  # the deployment name (validated by api.check_name)
     version: int
     bundle_hash: str
-    python: str  # the kernel's minor version, e.g. "3.11": the Lambda runtime is python3.11
+    python: str  # the Lambda runtime's minor version, e.g. "3.13" (runtimes.py chooses it; not the kernel's)
     arch: str  # x86_64 | arm64
     layer_dir: str  # a directory in Lambda layer layout (holds python/)
     code_dir: str  # the function code: nimbus_jupyter/runtime (+ bundle/ when the model is inline)
@@ -57,6 +59,8 @@ class StackSpec:
     alarm_email: Optional[str] = None  # None: no alarm, no SNS topic
     alarm_errors: int = 5  # alarm when the alias has at least this many errors ...
     alarm_period_minutes: int = 5  # ... within this many minutes
+    snapstart: bool = False  # SnapStart on published versions (python3.12+, /tmp <= 512 MB)
+    auth: str = AUTH_KEY  # key: every method needs the API key; iam: AWS_IAM authorization (SigV4), no key
 
     @property
     def version_description(self) -> str:

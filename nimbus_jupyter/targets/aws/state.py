@@ -29,6 +29,9 @@ class AwsState:
     model_mode: Optional[str] = None  # inline | s3
     timeout_s: Optional[int] = None
     adopted: bool = False  # found by tag, deployed from another machine
+    auth: str = "key"  # key: API key (x-api-key); iam: SigV4 with the caller's AWS credentials
+    usage_plan_id: str = ""  # where the key is attached (rotate_key attaches the new one there)
+    api_key_rotated: bool = False  # api_key_id is a key rotate_key made, outside the stack
 
     @classmethod
     def of(cls, record: DeploymentRecord) -> "AwsState":

@@ -6,11 +6,11 @@ them (``apply``); operating the deployment is in ``operations``, finding ones ma
 from __future__ import annotations
 
 import shutil
-from typing import Any, Iterator, List, Optional, Set
+from typing import Any, Callable, Iterator, List, Optional, Set
 
 from ...core.errors import DeployFailed, UserInputError
 from ...core.loglines import LogLine
-from ...core.operate import Discovered, HistoryRow, LiveStatus, Metrics, RollbackOutcome
+from ...core.operate import Discovered, HistoryRow, KeyRotation, LiveStatus, Metrics, RollbackOutcome
 from ...core.plan import Plan
 from ...core.progress import Progress
 from ...core.records import DeploymentRecord
@@ -23,6 +23,7 @@ from . import discover, operations, planner
 from .aws_client import AwsClient, make_session
 from .jobs import AwsJobs, destroy_jobs
 from .options import OPTIONS
+from .spec import AUTH_IAM
 from .state import AwsState, stack_status
 
 
@@ -67,26 +68,42 @@ class AwsTarget(AwsJobs):  # AwsJobs: the Jobs capability (Step Functions Distri
         API Gateway price per request ($3.50 per million), no usage-plan throttle or quota spent, and
         the notebook has AWS credentials already, since it deployed from them. Lambda's own 6 MB payload
         limit and concurrency limit still apply. ``via="http"`` goes through API Gateway with the key
-        instead (say, for a user with the key but no ``lambda:InvokeFunction``)."""
+        instead (say, for a user with the key but no ``lambda:InvokeFunction``); with ``--auth iam`` its
+        requests are SigV4-signed with the same credentials (``endpoint.sigv4``) and carry no key."""
         state = AwsState.of(record)
         if check_via(via) == "http" or (via is None and not state.function_name):
-            return HttpTransport(record.url, read_key(record), retries=retries)
+            if state.auth == AUTH_IAM:
+                return HttpTransport.for_api_gateway(record.url, "", auth=self._signer(state))
+            return HttpTransport.for_api_gateway(record.url, read_key(record))
         if not state.function_name:
             raise UserInputError(f"the registry record of {record.name!r} names no Lambda function",
                                  f"use --via http, or deploy again: %nimbus_deploy PIPELINE --name {record.name} --target aws")
-        return LambdaInvokeTransport(state.function_name, region=state.region, profile=state.profile,
-                                     deployment=record.name, retries=retries, concurrency=concurrency,
-                                     function_timeout=state.timeout_s)
+        # The Lambda version the record names, as the qualifier: every invoke reaches the version the
+        # record describes, whatever the alias points at meanwhile (a batch is pinned to it).
+        function, qualifier = state.function_name, None
+        if state.lambda_version and state.lambda_function:
+            function, qualifier = state.lambda_function, str(state.lambda_version)
+        return LambdaInvokeTransport(function, region=state.region, profile=state.profile, deployment=record.name,
+                                     concurrency=concurrency, function_timeout=state.timeout_s, qualifier=qualifier)
+
+    def _signer(self, state: AwsState) -> Any:
+        from ...endpoint.sigv4 import SigV4Auth
+
+        session = make_session(state.profile, state.region)
+        return SigV4Auth(session.get_credentials(), state.region or session.region_name or "")
 
     def destroy(self, record: DeploymentRecord) -> str:
         client = self.client_for(record)
-        stack_name = AwsState.of(record).stack_name
+        state = AwsState.of(record)
+        stack_name = state.stack_name
         jobs = destroy_jobs(client, self.registry, record)  # first: its policy sits on the function's role
         final = client.delete_stack(stack_name)
         if final.status != "DELETE_COMPLETE":
             raise DeployFailed(f"CloudFormation could not delete {stack_name}: {final.reason or final.status}",
                                f"see the stack's events, fix the cause, then run %nimbus_destroy {record.name} again",
                                where="destroy")
+        if state.api_key_rotated and state.api_key_id:  # made by rotate_key, outside the stack
+            client.delete_api_key(state.api_key_id)
         shutil.rmtree(self.registry.deployment_dir(record.name), ignore_errors=True)
         return (f"deleted the stack {stack_name} (function and its versions, alias, layer, API, key, usage plan, log group, role, alarm and its SNS topic if any) in "
                 f"{AwsState.of(record).region or client.region}. Left in place: the CDK bootstrap stack CDKToolkit and its "
@@ -112,6 +129,14 @@ class AwsTarget(AwsJobs):  # AwsJobs: the Jobs capability (Step Functions Distri
     def follow_logs(self, record: DeploymentRecord, start: float, errors: bool) -> Iterator[LogLine]:
         """New log lines until the caller stops (KeyboardInterrupt)."""
         return operations.follow_logs(self.client_for(record), record, start, errors)
+
+    # -- the API key (KeyRotating; keys.py holds the how) --------------------------------------------
+    def rotate_key(self, record: DeploymentRecord, save: Callable[[DeploymentRecord], None],
+                   say: Callable[[str], None], timeout_s: float = 60.0) -> KeyRotation:
+        """A new key beside the old one, proven on /health, the key file switched, then the old one gone."""
+        from . import keys
+
+        return keys.rotate(self.client_for(record), record, save, say, timeout_s)
 
     # -- made elsewhere (Discoverable) --------------------------------------------------------------
     def remote_deployments(self, known: Set[str]) -> List[Discovered]:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Dict, Iterator, List, Optional, Set
 
 from ...core.errors import UserInputError
 from ...core.loglines import LogLine
-from ...core.operate import HistoryRow, LiveStatus, Metrics, RollbackOutcome, WindowStats
+from ...core.operate import Discovered, HistoryRow, LiveStatus, Metrics, RollbackOutcome, WindowStats
 from ...core.plan import CREATE, KEEP, START, UPDATE, Change, Plan
 from ...core.progress import Progress
 from ...core.records import DeploymentRecord, HistoryEntry, current_user, now_iso
@@ -16,7 +16,7 @@ from ...core.registry import Registry
 from ...endpoint.client import EndpointClient
 from ...endpoint.transport import Transport
 from ..base import DeployRequest, TargetOption, http_endpoint, read_key
-from . import requestlog, versions
+from . import orphans, requestlog, versions
 from .files import DeploymentFiles, write_json_atomic
 from .hosts import stop_zygotes
 from .jobs import LocalJobs
@@ -42,6 +42,14 @@ class LocalTarget(LocalJobs):  # LocalJobs: the Jobs capability (detached runner
     name = "local"
     title = "Local (127.0.0.1)"
     stages = ("serialize", "package", "start", "smoke test")
+    # rotate_key: refused, with why. The server reads the key file once, when it starts, and accepts that
+    # key alone, so there is no moment with two keys; the key never leaves this machine (127.0.0.1, 0600).
+    key_rotation_refusal = (
+        "a local deployment's API key cannot be rotated in place: its server reads the key once, when it starts, "
+        "and accepts that key alone (the key never leaves this machine: the server binds 127.0.0.1 and the key "
+        "file is readable by you only)",
+        "for a new key, destroy and deploy again (%nimbus_destroy NAME, then %nimbus_deploy PIPELINE --name NAME): "
+        "the endpoint is down in between; rotate_key is for --target aws")
     options = (
         TargetOption("workers", "int", None, "worker processes on the local target (default: the machine's cores)",
                      metavar="N", validate=_whole("workers", 1, "e.g. workers=2")),
@@ -224,3 +232,11 @@ class LocalTarget(LocalJobs):  # LocalJobs: the Jobs capability (detached runner
     def follow_logs(self, record: DeploymentRecord, start: float, errors: bool) -> Iterator[LogLine]:
         """Tails server.log: the lines from ``start``, then each new one, until the caller stops."""
         return requestlog.follow(self.files(record.name).log, start, errors)
+
+    # -- orphans (the Recoverable safety net) --------------------------------------------------------
+    def orphans(self, known: Set[str]) -> List[Discovered]:
+        """Deployment folders with no registry record, with whether a server still runs from them."""
+        return orphans.orphans(self.registry, known, self.name)
+
+    def orphan(self, name: str) -> Optional[DeploymentRecord]:
+        return orphans.orphan_record(self.registry, name, self.name)

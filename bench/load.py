@@ -30,6 +30,8 @@ import psutil  # noqa: E402
 import requests  # noqa: E402
 
 import nimbus_jupyter as nj  # noqa: E402
+from nimbus_jupyter.targets.local.files import DeploymentFiles  # noqa: E402
+from nimbus_jupyter.targets.local.process import deployment_processes  # noqa: E402
 from _results import context, write_section  # noqa: E402
 from loadgen import LoadResult, run_load  # noqa: E402
 from pipelines import NEGATIVE, POSITIVE, textcat_pipeline  # noqa: E402
@@ -38,19 +40,20 @@ HEADING = "## Load and faults: 200 clients, a killed worker (issue 6)"
 
 
 class RssSampler(threading.Thread):
-    """RSS of the server and its workers, every ``every`` seconds, until stopped."""
+    """RSS of the server, its version hosts and workers (forked by the hosts, so not the server's
+    children) and the base zygote, every ``every`` seconds, until stopped."""
 
-    def __init__(self, pid: int, every: float = 1.0) -> None:
+    def __init__(self, files: DeploymentFiles, every: float = 1.0) -> None:
         super().__init__(daemon=True)
-        self.pid, self.every, self.samples = pid, every, []  # (seconds since start, MiB)
+        self.files, self.every, self.samples = files, every, []  # (seconds since start, MiB)
         self.stop = threading.Event()
 
     def run(self) -> None:
         started = time.monotonic()
         while not self.stop.is_set():
             try:
-                server = psutil.Process(self.pid)
-                rss = sum(p.memory_info().rss for p in [server, *server.children(recursive=True)])
+                pids = [pid for role in deployment_processes(self.files).values() for pid in role]
+                rss = sum(psutil.Process(pid).memory_info().rss for pid in pids)
                 self.samples.append((time.monotonic() - started, rss / 2**20))
             except psutil.Error:
                 pass
@@ -80,7 +83,7 @@ def main() -> int:
     notes: List[str] = []
     try:
         run_load(d.url, d.api_key, texts, clients=20, seconds=2)  # warm-up
-        sampler = RssSampler(status["pid"])
+        sampler = RssSampler(DeploymentFiles(Path(HOME) / "deployments" / "loaded"))
         sampler.start()
         steady = run_load(d.url, d.api_key, texts, clients=args.clients, seconds=args.seconds)
         sampler.stop.set()
@@ -93,7 +96,7 @@ def main() -> int:
         health_rude = requests.get(f"{d.url}/health", timeout=10).json()
 
         fault_clients, fault_seconds = min(50, args.clients), 10.0
-        victim = psutil.Process(status["pid"]).children()[0].pid
+        victim = json.loads((Path(HOME) / "deployments" / "loaded" / "status.json").read_text())["workers"][0]
         threading.Timer(3.0, lambda: os.kill(victim, signal.SIGKILL)).start()
         fault = run_load(d.url, d.api_key, texts, clients=fault_clients, seconds=fault_seconds)
         deadline = time.time() + 30

@@ -13,6 +13,8 @@ from pipelines import core_pipeline, textcat_pipeline
 # Tests never see the developer's real AWS set-up (listings would find real stacks, deploys would cost
 # money); the `aws`-marked tests get it back through the `real_aws` fixture.
 REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+# A base zygote whose home a failed test left behind exits after a minute without hosts (default 10).
+os.environ.setdefault("NIMBUS_ZYGOTE_IDLE", "60")
 
 
 @pytest.fixture(scope="session", autouse=True)

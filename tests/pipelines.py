@@ -249,3 +249,48 @@ def dies_on_pipeline(trigger: str = "DIE") -> Language:
     nlp = spacy.blank("en")
     nlp.add_pipe("nimbus_test_dies_on", config={"trigger": trigger})
     return nlp
+
+
+@Language.factory("nimbus_test_random", assigns=["doc.cats"])
+def make_random(nlp: Language, name: str) -> "RandomDraw":
+    return RandomDraw()
+
+
+class RandomDraw:
+    """Writes the process id, how many docs this process has seen, and a draw from numpy's global
+    random state: two workers forked with the same state would draw the same numbers at the same count."""
+
+    seen = 0
+
+    def __call__(self, doc):  # type: ignore[no-untyped-def]
+        import os
+
+        import numpy
+
+        RandomDraw.seen += 1
+        doc.cats.update({"PID": float(os.getpid()), "N": float(RandomDraw.seen), "DRAW": float(numpy.random.random())})
+        return doc
+
+
+def random_pipeline() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_random")
+    return nlp
+
+
+@Language.factory("nimbus_test_threaded", assigns=["doc.cats"])
+def make_threaded(nlp: Language, name: str) -> "Sleeper":
+    """Starts a thread while it loads in a deployed process (as some client libraries do): forking
+    from that process would not be safe, so workers must start as new processes."""
+    import os
+    import threading
+
+    if os.environ.get("NIMBUS_DEPLOYMENT"):
+        threading.Thread(target=time.sleep, args=(3600,), daemon=True).start()
+    return Sleeper(0.0)
+
+
+def threaded_pipeline() -> Language:
+    nlp = spacy.blank("en")
+    nlp.add_pipe("nimbus_test_threaded")
+    return nlp

@@ -124,6 +124,21 @@ def _run(state: _Loaded, request: PredictRequest, request_id: str) -> List[Dict[
     """The whole chunk in one ``nlp.pipe``; if that raises, again one text at a time, so only the
     texts that fail get an error and the others get the pipeline's results for them alone. Never a
     retry from the client: the answer says which rows failed and why."""
+    # One memory zone per request (spaCy >= 3.8): the strings and lexemes these texts add to the vocab
+    # are freed when it ends, so a long-lived worker stays flat over any number of rows. Every result is
+    # plain data made inside the zone; no Doc leaves it.
+    with _memory_zone(state.nlp):
+        return _run_in_zone(state, request, request_id)
+
+
+def _memory_zone(nlp: Any) -> Any:
+    import contextlib
+
+    zone = getattr(nlp, "memory_zone", None)
+    return zone() if zone is not None else contextlib.nullcontext()
+
+
+def _run_in_zone(state: _Loaded, request: PredictRequest, request_id: str) -> List[Dict[str, Any]]:
     disable = state.fields.disabled_for(request.fields)
     try:
         return [_result(doc, request.fields) for doc in state.nlp.pipe(request.texts, disable=disable)]

@@ -7,90 +7,29 @@ with a retriable error.
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
-from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
-from .framing import encode, read_frame_async
+from .hosts import Host, Worker, WorkerDied, WorkerLoadError, host_env
 
-_FRAME_LIMIT = 64 * 1024 * 1024
+__all__ = ["Pool", "Saturated", "WorkerDied", "WorkerLoadError", "worker_env"]
 
 
 class Saturated(Exception):
     """Every worker is busy and the queue is full."""
 
 
-class WorkerDied(Exception):
-    """The worker running an event died before answering."""
-
-
-class WorkerLoadError(Exception):
-    """A worker could not load the bundle; the message is the worker's own error."""
-
-
-class Worker:
-    def __init__(self, bundle_dir: Path, env: Dict[str, str]) -> None:
-        self.bundle_dir = bundle_dir
-        self.env = env
-        self.proc: Optional[asyncio.subprocess.Process] = None
-        self.load_seconds = 0.0
-        self.extensions: List[str] = []  # the Doc extensions the pipeline registered as it loaded
-
-    @property
-    def pid(self) -> Optional[int]:
-        return self.proc.pid if self.proc else None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "nimbus_jupyter.targets.local.worker", str(self.bundle_dir),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
-            env=self.env, limit=_FRAME_LIMIT,
-        )
-        try:
-            hello = await read_frame_async(self.proc.stdout)
-        except (asyncio.IncompleteReadError, ConnectionError):
-            await self.proc.wait()
-            raise WorkerLoadError(f"the worker exited with code {self.proc.returncode} while loading the pipeline; see the server log")
-        if "error" in hello:
-            await self.proc.wait()
-            raise WorkerLoadError(hello["error"] + "\n" + hello.get("traceback", ""))
-        self.load_seconds = hello["load_seconds"]
-        self.extensions = list(hello.get("extensions") or [])
-
-    async def call(self, event: Dict[str, Any]) -> Dict[str, Any]:
-        assert self.proc and self.proc.stdin and self.proc.stdout
-        try:
-            self.proc.stdin.write(encode(event))
-            await self.proc.stdin.drain()
-            return await read_frame_async(self.proc.stdout)
-        except (asyncio.IncompleteReadError, ConnectionError, BrokenPipeError) as exc:
-            raise WorkerDied(str(exc)) from exc
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.returncode is None
-
-    async def stop(self, grace: float = 5.0) -> None:
-        if not self.proc or self.proc.returncode is not None:
-            return
-        if self.proc.stdin:
-            self.proc.stdin.close()  # the worker's loop ends at EOF
-        try:
-            await asyncio.wait_for(self.proc.wait(), grace)
-        except asyncio.TimeoutError:
-            self.proc.kill()
-            await self.proc.wait()
-
-
 class Pool:
     """``size`` workers for one bundle, each busy with at most one event."""
 
-    def __init__(self, bundle_dir: Path, size: int, max_queue: int, env: Dict[str, str]) -> None:
-        self.bundle_dir = bundle_dir
+    def __init__(self, host: Host, size: int, max_queue: int,
+                 reopen: Optional[Callable[[], Awaitable[Host]]] = None,
+                 on_replace: Optional[Callable[[], Any]] = None) -> None:
+        self.host = host  # where workers come from (forked from the version's host, or spawned)
+        self.reopen = reopen  # a new host when this one is gone (its process was killed)
+        self.on_replace = on_replace  # told when a worker was replaced (the server rewrites status.json)
         self.size = size
         self.max_queue = max_queue
-        self.env = env
         self.workers: List[Worker] = []
         self._idle: "asyncio.Queue[Worker]" = asyncio.Queue()
         self._waiting = 0
@@ -100,8 +39,8 @@ class Pool:
 
     async def start(self) -> None:
         """Start every worker; if any fails to load, stop the others and raise its error."""
-        workers = [Worker(self.bundle_dir, self.env) for _ in range(self.size)]
-        results = await asyncio.gather(*(w.start() for w in workers), return_exceptions=True)
+        results = await asyncio.gather(*(self.host.new_worker() for _ in range(self.size)), return_exceptions=True)
+        workers = [r for r in results if isinstance(r, Worker)]
         errors = [r for r in results if isinstance(r, BaseException)]
         if errors:
             await asyncio.gather(*(w.stop() for w in workers))
@@ -145,19 +84,25 @@ class Pool:
         return response
 
     async def _replace(self, dead: Worker) -> None:
-        if dead.proc:
-            await dead.proc.wait()
+        await dead.stop(grace=1.0)
         if self._stopping:
             return
-        worker = Worker(self.bundle_dir, self.env)
         try:
-            await worker.start()
+            try:
+                worker = await self.host.new_worker()
+            except WorkerLoadError:
+                if self.reopen is None or getattr(self.host, "alive", True):
+                    raise
+                self.host = await self.reopen()  # the version's host died: load it again, then fork
+                worker = await self.host.new_worker()
         except WorkerLoadError as exc:
             print(f"nimbus: could not replace a dead worker: {exc}", file=sys.stderr, flush=True)
             return
         self.workers = [w for w in self.workers if w is not dead] + [worker]
         self.replaced += 1
         self._idle.put_nowait(worker)
+        if self.on_replace is not None:
+            self.on_replace()
 
     async def drain(self, timeout: float = 60.0) -> None:
         """Wait for events in flight to finish (up to ``timeout``), then stop every worker."""
@@ -176,7 +121,4 @@ class Pool:
         return [w.pid for w in self.workers if w.pid and w.alive]
 
 
-def worker_env(name: str, version: str) -> Dict[str, str]:
-    env = dict(os.environ)
-    env.update({"NIMBUS_DEPLOYMENT": name, "NIMBUS_VERSION": version, "PYTHONUNBUFFERED": "1"})
-    return env
+worker_env = host_env

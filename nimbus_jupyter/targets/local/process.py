@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, List, Optional
 
 import psutil
 import requests
@@ -43,6 +43,22 @@ def probe(files: DeploymentFiles, timeout: float = 2.0) -> Probe:
     if health.get("instance") != status.get("instance"):
         return Probe(False, f"port {status['port']} is answered by another server (stale record)", status=status)
     return Probe(True, "", health=health, status=status)
+
+
+def deployment_processes(files: DeploymentFiles) -> Dict[str, List[int]]:
+    """The processes serving this deployment, by role: ``server`` (the HTTP front), ``hosts`` (each warm
+    version's loaded host), ``workers``, and ``zygote`` (the home's base zygote, shared by every local
+    deployment of this Python environment). Workers are not the server's children: they are forked
+    by their version's host. For benches and tests that measure or kill them."""
+    from pathlib import Path
+
+    from .hosts import _zygote_pid
+
+    status = read_json(files.status) or {}
+    hosts = [int(h["pid"]) for h in (status.get("hosts") or {}).values() if h.get("pid")]
+    zygote = _zygote_pid(Path(status["zygote"])) if status.get("zygote") else None
+    return {"server": [int(status["pid"])] if status.get("pid") else [], "hosts": hosts,
+            "workers": [int(p) for p in status.get("workers") or []], "zygote": [zygote] if zygote else []}
 
 
 def _running(pid: Any) -> bool:

@@ -28,11 +28,13 @@ from ...runtime.limits import MAX_PAYLOAD_BYTES
 from ...runtime.loader import read_manifest
 from .files import DeploymentFiles, read_json, write_json_atomic
 from .front import BodyTimeout, BodyTooLarge, ClientGone, HttpFront, Limits, Request, Response, error_response
+from .hosts import BaseZygote, Host, open_host, zygote_enabled
 from .pool import Pool, Saturated, WorkerDied, WorkerLoadError, worker_env
 from .requestlog import request_line
 from .stats import CONTENT_TYPE_LATEST, ServerMetrics, Windows, route_label
 
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+WARM_VERSIONS = 2  # version hosts kept loaded: the serving one and the one before it (a rollback forks from it)
 
 
 class LocalServer:
@@ -51,6 +53,9 @@ class LocalServer:
         self.row_errors = 0  # rows answered as their own error (a text the pipeline raised on) in 200s
         self.windows = Windows()
         self.metrics = ServerMetrics(self._workers, lambda: str(self.config.get("version")), self.started)
+        # Workers fork from a loaded host per version (hosts.py); the base zygote is the home's.
+        self.base: Optional[BaseZygote] = BaseZygote(files.root.parent.parent) if zygote_enabled() else None
+        self.hosts: Dict[str, Host] = {}  # version -> its host, newest last
 
     # -- lifecycle -------------------------------------------------------------------------------
     async def startup(self) -> None:
@@ -66,6 +71,10 @@ class LocalServer:
     async def shutdown(self) -> None:
         if self.pool:
             await self.pool.drain(timeout=10)
+        for host in self.hosts.values():
+            await host.close()
+        if self.base:
+            self.base.close()
         self._write_status("stopped")
 
     async def reload(self) -> None:
@@ -85,19 +94,55 @@ class LocalServer:
             self._write_status("ready")
             if old:
                 await old.drain()
+            await self._prune_hosts()
 
     async def _new_pool(self, config: Dict[str, Any]) -> tuple:
         bundle_dir = Path(config["bundle_dir"])
-        pool = Pool(bundle_dir, int(config.get("workers", 1)), int(config.get("max_queue", 0)),
-                    worker_env(config["name"], str(config["version"])))
-        await pool.start()
+        version = str(config["version"])
+        host = await self._host(version, bundle_dir, config["name"])
+        pool = Pool(host, int(config.get("workers", 1)), int(config.get("max_queue", 0)),
+                    reopen=lambda: self._host(version, bundle_dir, config["name"], fresh=True),
+                    on_replace=lambda: self._write_status("ready") if self.pool is pool else None)
+        try:
+            await pool.start()
+        except WorkerLoadError:
+            await self._drop_host(version)
+            raise
         return pool, read_manifest(bundle_dir)
+
+    async def _host(self, version: str, bundle_dir: Path, name: str, fresh: bool = False) -> Host:
+        """The version's host: the warm one when it is still alive, else a new one (the bundle loaded)."""
+        host = self.hosts.get(version)
+        if host is not None and not fresh and getattr(host, "alive", True) and host.bundle_dir == bundle_dir:
+            self.hosts[version] = self.hosts.pop(version)  # most recently used last
+            return host
+        await self._drop_host(version)
+        host, note = await open_host(self.base, bundle_dir, worker_env(name, version))
+        if note:
+            print(f"nimbus: version {version}: {note}", file=sys.stderr, flush=True)
+        self.hosts[version] = host
+        return host
+
+    async def _drop_host(self, version: str) -> None:
+        host = self.hosts.pop(version, None)
+        if host is not None:
+            await host.close()
+
+    async def _prune_hosts(self) -> None:
+        """Keep the serving version's host and the one before it loaded; close the rest."""
+        serving = str(self.config.get("version"))
+        others = [v for v in self.hosts if v != serving]
+        for version in others[:max(0, len(others) - (WARM_VERSIONS - 1))]:
+            await self._drop_host(version)
+        self._write_status("ready")
 
     def _write_status(self, state: str, error: Optional[str] = None) -> None:
         write_json_atomic(self.files.status, {
             "state": state, "pid": os.getpid(), "port": self.port, "instance": self.instance,
             "version": self.config.get("version"), "error": error, "reload_error": self.reload_error,
             "workers": self.pool.worker_pids() if self.pool else [], "updated": time.time(),
+            "hosts": {v: {"how": h.how, "pid": h.pid} for v, h in self.hosts.items()},
+            "zygote": str(self.base.path) if self.base else None,
         })
 
     # -- requests --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from ...endpoint.transport import Transport
 from ..base import DeployRequest, TargetOption, http_endpoint, read_key
 from . import orphans, requestlog, versions
 from .files import DeploymentFiles, write_json_atomic
+from .hosts import stop_zygotes
 from .jobs import LocalJobs
 from .process import probe, start_server, stop_server, switch_version
 from .state import LocalState
@@ -210,6 +211,8 @@ class LocalTarget(LocalJobs):  # LocalJobs: the Jobs capability (detached runner
         files = self.files(record.name)
         stopped = stop_server(files)
         shutil.rmtree(files.root, ignore_errors=True)
+        if not [r for r in self.registry.all() if r.target == self.name and r.name != record.name]:
+            stop_zygotes(self.registry.home)  # the last local deployment: nothing left to fork for
         return "stopped the server and removed its files" if stopped else "removed its files (the server was not running)"
 
     # -- operate: metrics, history, rollback, follow (the Operable capability) ---------------------------

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from typing import Any, BinaryIO
 
 
 def main(bundle_dir: str) -> int:
-    from .framing import encode, read_frame
+    from .framing import encode
 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in user components must not corrupt the frame stream
@@ -26,19 +27,32 @@ def main(bundle_dir: str) -> int:
         out.write(encode({"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc()}))
         out.flush()
         return 1
+    return serve(inp, out, loaded)
+
+
+def serve(inp: BinaryIO, out: BinaryIO, loaded: Any) -> int:
+    """Say ready, then answer events one at a time until the server closes the stream. A forked worker
+    (zygote.py) runs this same loop on its socket."""
+    from .framing import encode, read_frame
+
     out.write(encode({"ready": True, "load_seconds": loaded.load_seconds, "pid": os.getpid(),
                       "extensions": loaded.extensions}))
     out.flush()
+    from nimbus_jupyter.runtime import handler
+
     while True:
         try:
             event = read_frame(inp)
-        except EOFError:
-            return 0  # the server closed our stdin: it is stopping or it died
+        except (EOFError, ConnectionError):
+            return 0  # the server closed our stream: it is stopping or it died
         response = handler.handler(event, None)
         response["nimbus_texts"] = handler.texts_in_last_request()  # for the server's request log line
         response["nimbus_row_errors"] = handler.rows_failed_in_last_request()
-        out.write(encode(response))
-        out.flush()
+        try:
+            out.write(encode(response))
+            out.flush()
+        except (BrokenPipeError, ConnectionError):
+            return 0  # the server went away while we ran its event
 
 
 if __name__ == "__main__":

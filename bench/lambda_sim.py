@@ -104,14 +104,15 @@ class Lambda:
     """One function's execution environments and the account's limits."""
 
     def __init__(self, function: str, *, ms_per_text: float, init_s: float, rtt_ms: float, limit: int,
-                 version: str, bundle_hash: str, sample_s: float) -> None:
+                 version: str, bundle_hash: str, sample_s: float, scaling: int = SCALING_ENVS) -> None:
         self.function, self.version, self.hash = function, version, bundle_hash
         self.ms_per_text, self.init_s, self.rtt_s, self.limit = ms_per_text, init_s, rtt_ms / 1000, limit
         self.rps_limit = 10 * limit
         self.sample_s = sample_s
         self.idle = 0  # warm environments waiting for an invoke
         self.environments = 0  # every environment made (busy = environments - idle)
-        self.tokens, self.refilled = float(SCALING_ENVS), time.monotonic()
+        self.scaling = scaling  # new environments per SCALING_WINDOW_S
+        self.tokens, self.refilled = float(scaling), time.monotonic()
         self.second, self.in_second = int(time.monotonic()), 0
         self.open = 0  # requests arrived and not yet answered (the client's in-flight, seen from here)
         self.stats: Dict[str, Any] = {"invokes": 0, "predict": 0, "texts": 0, "cold_starts": 0, "throttled": 0,
@@ -132,8 +133,8 @@ class Lambda:
 
     def _take_token(self) -> bool:
         now = time.monotonic()
-        rate = SCALING_ENVS / SCALING_WINDOW_S
-        self.tokens = min(float(SCALING_ENVS), self.tokens + (now - self.refilled) * rate)
+        rate = self.scaling / SCALING_WINDOW_S
+        self.tokens = min(float(self.scaling), self.tokens + (now - self.refilled) * rate)
         self.refilled = now
         if self.tokens >= 1:
             self.tokens -= 1
@@ -266,7 +267,7 @@ def make_app(service: Lambda) -> web.Application:
     async def stats(request: web.Request) -> web.Response:
         return web.json_response({**service.stats, "open": service.open, "running": service.running,
                                   "environments": service.environments, "timeline": service.timeline,
-                                  "limit": service.limit, "ms_per_text": service.ms_per_text,
+                                  "limit": service.limit, "scaling": service.scaling, "ms_per_text": service.ms_per_text,
                                   "init_s": service.init_s, "rtt_ms": service.rtt_s * 1000})
 
     async def start_sampling(app: web.Application) -> None:
@@ -286,6 +287,7 @@ def main(argv: Optional[List[str]] = None) -> None:
     parser.add_argument("--init-s", type=float, default=0.82, help="cold start of a new environment")
     parser.add_argument("--rtt-ms", type=float, default=15.0)
     parser.add_argument("--limit", type=int, default=1000, help="concurrency limit")
+    parser.add_argument("--scaling", type=int, default=SCALING_ENVS, help="new environments per 10 s")
     parser.add_argument("--version", default="1")
     parser.add_argument("--hash", default="simulated0000")
     parser.add_argument("--sample-s", type=float, default=0.5)
@@ -298,7 +300,8 @@ def main(argv: Optional[List[str]] = None) -> None:
     except ImportError:
         pass
     service = Lambda(args.function, ms_per_text=args.ms_per_text, init_s=args.init_s, rtt_ms=args.rtt_ms,
-                     limit=args.limit, version=args.version, bundle_hash=args.hash, sample_s=args.sample_s)
+                     limit=args.limit, version=args.version, bundle_hash=args.hash, sample_s=args.sample_s,
+                     scaling=args.scaling)
 
     async def serve() -> None:
         runner = web.AppRunner(make_app(service), access_log=None)

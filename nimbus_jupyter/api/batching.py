@@ -176,6 +176,8 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     transport = client.transport
     refused, positions, costs = _validate(values, transport)
     chunks = _chunks(positions, costs, values, chunk_size, transport)
+    sendable = len(positions)
+    del positions, costs  # the chunks hold them now
     columns = ResultColumns(len(values), fields, arrow=bool(arrow))
     for i, error in refused:
         columns.error(i, error)
@@ -206,12 +208,12 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
             else:
                 pending.append(chunk)
         if bar:
-            bar.update(len(values) - len(positions))  # rows refused before sending are done too
+            bar.update(len(values) - sendable)  # rows refused before sending are done too
         for chunk in runner.run(pending):
             columns.place(chunk.positions, chunk.outcomes, chunk.version)
             if chunk.complete and store:
                 store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version)
-            chunk.outcomes = []  # placed: the columns hold them now
+            chunk.outcomes, chunk.texts, chunk.positions = [], [], []  # placed: the columns hold them now
             if bar and chunk.answered:
                 bar.update(chunk.answered)  # rows never sent do not move it: it stops where the batch stopped
                 bar.set_postfix(retries=runner.retries, refresh=False)

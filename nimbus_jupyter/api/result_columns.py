@@ -46,7 +46,8 @@ class ResultColumns:
         schemas = _schemas() if arrow else {}
         self.arrow: Dict[str, Any] = {f: schemas[f] for f in self.fields if f in schemas}
         self.keys = {f: set(t.value_type.names) for f, t in self.arrow.items()}
-        self.parts: Dict[str, List[tuple]] = {f: [] for f in self.arrow}  # (positions, Arrow array) per chunk
+        self.parts: Dict[str, List[tuple]] = {f: [] for f in self.arrow}  # (first row, Arrow array): joined runs
+        self.fresh: Dict[str, List[tuple]] = {f: [] for f in self.arrow}  # the same, one per chunk, not joined yet
         self.objects: Dict[str, List[Any]] = {f: [None] * rows for f in self.fields if f not in self.arrow}
 
     # -- placing ----------------------------------------------------------------------------------------
@@ -78,14 +79,26 @@ class ResultColumns:
             self._add_arrow(field, scored, [r.get(field) for r in results])
 
     def _add_arrow(self, field: str, positions: List[int], values: List[Any]) -> None:
-        import numpy as np
+        """The chunk's values as one Arrow array over its span of rows (``positions`` ascending, as a chunk's
+        are; a row of the span without a result is null), or the field back to Python objects."""
         import pyarrow as pa
 
         keys = self.keys[field]
         fits = all(v is None or (type(v) is list and all(type(e) is dict and e.keys() == keys for e in v)) for v in values)
+        start, span = positions[0], positions[-1] - positions[0] + 1
+        if fits and span == len(positions):
+            full = values
+        elif fits:
+            full = [None] * span
+            for position, value in zip(positions, values):
+                full[position - start] = value
         if fits:
             try:
-                self.parts[field].append((np.asarray(positions, dtype=np.int64), pa.array(values, type=self.arrow[field])))
+                fresh = self.fresh[field]
+                fresh.append((start, pa.array(full, type=self.arrow[field])))
+                if len(fresh) >= MERGE_EVERY:  # the new ones joined among themselves: old data is never copied again
+                    self.parts[field] += _merged(fresh)
+                    fresh.clear()
                 return
             except (pa.ArrowException, TypeError, ValueError, OverflowError):
                 pass
@@ -96,9 +109,10 @@ class ResultColumns:
 
     def _to_objects(self, field: str) -> None:
         column: List[Any] = [None] * self.rows
-        for positions, array in self.parts.pop(field):
-            for position, value in zip(positions.tolist(), array.to_pylist()):
-                column[position] = value
+        for start, array in self.parts.pop(field) + self.fresh.pop(field):
+            for offset, value in enumerate(array.to_pylist()):
+                if value is not None:
+                    column[start + offset] = value
         del self.arrow[field]
         self.objects[field] = column
 
@@ -120,8 +134,9 @@ class ResultColumns:
         ``version`` when more than one version scored the rows (reused chunks)."""
         data: Dict[str, Any] = {"text": values}
         for field in self.fields:
-            if field in self.arrow:
-                data[field] = pd.arrays.ArrowExtensionArray(self._arrow_column(field))
+            column = self._arrow_column(field) if field in self.arrow else None
+            if column is not None:
+                data[field] = pd.arrays.ArrowExtensionArray(column)
             elif field == "cats":
                 cats = self.objects["cats"]
                 data["cats"] = cats
@@ -139,19 +154,44 @@ class ResultColumns:
         return pd.DataFrame(data, index=index, columns=columns)
 
     def _arrow_column(self, field: str) -> Any:
-        """The field's values in input order; rows without a result are missing."""
-        import numpy as np
+        """The field's values in input order (rows without a result missing), as the chunks' arrays in row
+        order with nulls between them: no copy of the data."""
         import pyarrow as pa
 
         kind = self.arrow[field]
-        parts = self.parts[field]
-        if not parts:
-            return pa.nulls(self.rows, kind)
-        positions = np.concatenate([p for p, _ in parts])
-        arrays = [a for _, a in parts] + [pa.nulls(1, kind)]
-        joined = pa.concat_arrays(arrays)
-        order = np.full(self.rows, len(positions), dtype=np.int64)  # the trailing null, unless placed
-        order[positions] = np.arange(len(positions), dtype=np.int64)
-        self.parts[field] = []
-        return joined.take(pa.array(order))
+        pieces, cursor = [], 0
+        for start, array in sorted(self.parts[field] + _merged(self.fresh[field]), key=lambda p: p[0]):
+            if start < cursor:  # a row placed twice: not a batch's way, but never a wrong row
+                self._to_objects(field)
+                return None
+            if start > cursor:
+                pieces.append(pa.nulls(start - cursor, kind))
+            pieces.append(array)
+            cursor = start + len(array)
+        if cursor < self.rows:
+            pieces.append(pa.nulls(self.rows - cursor, kind))
+        self.parts[field], self.fresh[field] = [], []
+        return pa.chunked_array(pieces, type=kind)
 
+
+MERGE_EVERY = 256  # chunks' arrays kept before neighbours are joined (fewer, larger buffers)
+
+
+def _merged(parts: List[tuple]) -> List[tuple]:
+    """``(start, array)`` parts in row order, neighbours (one ending where the next starts) joined."""
+    import pyarrow as pa
+
+    out: List[tuple] = []
+    run: List[Any] = []
+    run_start = end = -1
+    for start, array in sorted(parts, key=lambda p: p[0]):
+        if run and start == end:
+            run.append(array)
+        else:
+            if run:
+                out.append((run_start, run[0] if len(run) == 1 else pa.concat_arrays(run)))
+            run, run_start = [array], start
+        end = start + len(array)
+    if run:
+        out.append((run_start, run[0] if len(run) == 1 else pa.concat_arrays(run)))
+    return out

@@ -166,8 +166,9 @@ def drive(args: argparse.Namespace, pipeline: Dict[str, Any], url: str, load_bef
     psutil.cpu_percent()  # the machine's, from here
     sim0 = sum(standin.cpu_times()[:2])
     cpu0, wall0 = time.process_time(), time.perf_counter()
+    extra = {"arrow": True} if args.arrow else {}  # so that the bench runs against code before the option too
     frame = nj.batch(texts, NAME, via="invoke", concurrency=args.concurrency, chunk_size=args.chunk_size,
-                     progress=False, arrow=args.arrow)
+                     progress=False, **extra)
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     machine = psutil.cpu_percent() / 100 * (os.cpu_count() or 1)
     sim_cores = (sum(standin.cpu_times()[:2]) - sim0) / wall
@@ -190,7 +191,7 @@ def drive(args: argparse.Namespace, pipeline: Dict[str, Any], url: str, load_bef
             "retries": summary.retries, "throttled": summary.throttled, "errors": errors, "wrong": wrong,
             "in_order": order, "pool": pool, "machine_cores": machine, "sim_cores": sim_cores, "arrow": args.arrow, "client": sampler.points, "sim": {k: v for k, v in stats.items()},
             "load": [load_before, os.getloadavg()[0]], "date": time.strftime("%Y-%m-%d %H:%M %Z"),
-            "command": "python " + " ".join(sys.argv)}
+            "command": "python " + " ".join(sys.argv), "code": str(Path(nj.__file__).parent.parent)}
 
 
 def _pool_size(concurrency: int) -> int:
@@ -257,8 +258,9 @@ def section(runs: List[Dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         s = r["sim"]
-        lines.append(f"| {r['label']} ({r['date']}, load {r['load'][0]:.1f}) | `{r['command']}` | {r['rows']:,} | "
-                     f"{r['rows_per_s']:,.0f} | {steady_rate(s['timeline']):,.0f} | {r['cores']:.2f} | "
+        lines.append(f"| {r['label']} ({r['date']}, load {r['load'][0]:.1f}, machine {r.get('machine_cores', 0):.1f} "
+                     f"cores busy) | `{r['command']}` | {r['rows']:,} | "
+                     f"{r['rows_per_s']:,.0f} | {r.get('steady') or steady_rate(s['timeline']):,.0f} | {r['cores']:.2f} | "
                      f"{r['peak_rss'] / 2**20:,.0f} MiB ({r['rss_inputs'] / 2**20:,.0f}) | {s['max_open']:,} | "
                      f"{r['requests']:,} | {s['throttled']:,} | {s['cold_starts']:,} | {r['wrong']}/{r['errors']} |")
     lines += ["", f"Targets: >= 10,000 texts/s, <= 1 core, <= 1,024 MiB. Last run ({last['label']}):", ""]
@@ -315,6 +317,7 @@ def main() -> None:
         print(json.dumps(measure_pipeline(args.measure)))
         return
     result = run(args)
+    result["steady"] = steady_rate(result["sim"]["timeline"])
     runs = [r for r in (json.loads(RUNS.read_text()) if RUNS.exists() else []) if r["label"] != result["label"]]
     runs.append(result)
     text = section(runs)
@@ -322,8 +325,8 @@ def main() -> None:
     if not args.no_write:
         from _results import write_section
 
-        slim = [{**r, "client": r["client"][::5], "sim": {**r["sim"], "timeline": r["sim"]["timeline"][::2]}} for r in runs]
-        RUNS.write_text(json.dumps(slim, indent=0) + "\n")
+        runs[-1] = {**result, "client": result["client"][::5]}  # the new run thinned once; the earlier ones as saved
+        RUNS.write_text(json.dumps(runs, indent=0) + "\n")
         write_section(HEADING, text)
 
 

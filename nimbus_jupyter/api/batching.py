@@ -41,9 +41,9 @@ from ..runtime.limits import MAX_PAYLOAD_BYTES
 from . import samples as sampling
 from .batch_runner import Chunk, Runner, Timing
 from .checkpoints import CheckpointStore, chunk_key, open_store
-from .result_columns import NOT_SENT, ResultColumns
 from .deployment import Deployment
 from .deployments import get_deployment
+from .result_columns import NOT_SENT, ResultColumns
 
 ENVELOPE_RESERVE = 4096  # the request's JSON around the texts, and the Lambda event's around the body
 # Any other field (``ext:NAME``, a Doc extension) gets one column of its own name.

@@ -258,8 +258,9 @@ def section(runs: List[Dict[str, Any]]) -> str:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in runs:
         s = r["sim"]
-        lines.append(f"| {r['label']} ({r['date']}, load {r['load'][0]:.1f}, machine {r.get('machine_cores', 0):.1f} "
-                     f"cores busy) | `{r['command']}` | {r['rows']:,} | "
+        busy = f"machine {r['machine_cores']:.1f} cores busy" if "machine_cores" in r else "machine CPU not measured"
+        lines.append(f"| {r['label']} ({r['date']}, load {r['load'][0]:.1f}, {busy}, {r['pipeline']['ms_per_text']:.2f} "
+                     f"ms/text) | `{r['command']}` | {r['rows']:,} | "
                      f"{r['rows_per_s']:,.0f} | {r.get('steady') or steady_rate(s['timeline']):,.0f} | {r['cores']:.2f} | "
                      f"{r['peak_rss'] / 2**20:,.0f} MiB ({r['rss_inputs'] / 2**20:,.0f}) | {s['max_open']:,} | "
                      f"{r['requests']:,} | {s['throttled']:,} | {s['cold_starts']:,} | {r['wrong']}/{r['errors']} |")
@@ -326,7 +327,7 @@ def main() -> None:
         from _results import write_section
 
         runs[-1] = {**result, "client": result["client"][::5]}  # the new run thinned once; the earlier ones as saved
-        RUNS.write_text(json.dumps(runs, indent=0) + "\n")
+        RUNS.write_text("[\n" + ",\n".join(json.dumps(r, separators=(",", ":")) for r in runs) + "\n]\n")  # a line a run
         write_section(HEADING, text)
 
 

@@ -115,6 +115,12 @@ class Runner:
                 chunk = running.pop(future)
                 future.result()
                 limit = max(1, limit // 2) if chunk.throttled else min(self.concurrency, limit + 1)
+                # Refill before handing the chunk over: the caller's work on it (saving, placing) must not
+                # leave the endpoint idle. Done chunks come in bursts; refilled only after the whole
+                # burst, 1,000 slots drained to none in flight (bench/lambda_scale.py).
+                while queue and len(running) < limit and not self.stop:
+                    waiting = queue.pop()
+                    running[self._pool.submit(self._score, waiting)] = waiting
                 yield chunk
 
     def close(self) -> None:

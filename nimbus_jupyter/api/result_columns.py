@@ -1,0 +1,197 @@
+"""A batch's rows as they arrive, kept as columns (one list per column, no dict per row) until the
+DataFrame is made from them.
+
+By default a field's cells are the Python objects the endpoint's JSON decoded to (a list of dicts per
+row for ``ents``), as they always were. That costs memory: one entity is a dict of four keys with its
+strings, about 290 bytes, so 1,000,000 review-length rows with ``ents`` hold about 1.5 GB of them.
+With ``arrow=True`` the fields whose shape the contract fixes -- ``ents``, ``sents``, ``tokens``: lists of
+spans or tokens, each with the same keys -- are kept per chunk as Arrow arrays (about 40 bytes an
+entity) as soon as the chunk is placed, and the DataFrame gets them as pandas ``ArrowDtype``
+``list<struct>`` columns: ``frame.ents[i]``, ``.tolist()`` and iteration give the same lists of dicts,
+a failed row's cell is missing (``pd.isna``), ``to_parquet`` writes them natively; but pandas hands
+``.map``, ``.apply(axis=1)``, ``iterrows`` and ``.values`` each cell as a NumPy array of dicts. A value
+of any other shape (another key, not a list) turns that field back into Python objects for the whole
+batch: never a changed value. ``cats``, ``spans`` and ``ext:NAME`` are always Python objects.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Sequence, Set
+
+OK, FAILED, NOT_SENT = 1, 2, 3  # a row's state; 0: nothing placed yet
+COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens": ["tokens"], "sents": ["sents"], "spans": ["spans"]}
+NO_RESULT = "no result (internal error: please report)"
+
+
+def _schemas() -> Dict[str, Any]:
+    import pyarrow as pa
+
+    s, i = pa.large_string(), pa.int64()
+    span = pa.struct([("text", s), ("label", s), ("start", i), ("end", i)])
+    sent = pa.struct([("text", s), ("start", i), ("end", i)])
+    token = pa.struct([("text", s), ("start", i), ("ws", pa.bool_()), ("lemma", s), ("pos", s), ("tag", s), ("dep", s),
+                       ("head", i), ("morph", s), ("ent_iob", s), ("ent_type", s)])
+    return {"ents": pa.large_list(span), "sents": pa.large_list(sent), "tokens": pa.large_list(token)}
+
+
+class ResultColumns:
+    """Every row's state, error and version, and each field's values, in input positions."""
+
+    def __init__(self, rows: int, fields: Sequence[str], arrow: bool = False) -> None:
+        self.rows = rows
+        self.fields = list(fields)
+        self.state = bytearray(rows)
+        self.errors: List[str] = [""] * rows
+        self.versions: List[str] = [""] * rows
+        self.version_set: Set[str] = set()
+        schemas = _schemas() if arrow else {}
+        self.arrow: Dict[str, Any] = {f: schemas[f] for f in self.fields if f in schemas}
+        self.keys = {f: set(t.value_type.names) for f, t in self.arrow.items()}
+        self.parts: Dict[str, List[tuple]] = {f: [] for f in self.arrow}  # (first row, Arrow array): joined runs
+        self.fresh: Dict[str, List[tuple]] = {f: [] for f in self.arrow}  # the same, one per chunk, not joined yet
+        self.objects: Dict[str, List[Any]] = {f: [None] * rows for f in self.fields if f not in self.arrow}
+
+    # -- placing ----------------------------------------------------------------------------------------
+    def error(self, position: int, message: str, not_sent: bool = False) -> None:
+        self.state[position] = NOT_SENT if not_sent else FAILED
+        self.errors[position] = message
+
+    def place(self, positions: Sequence[int], outcomes: Sequence[Dict[str, Any]], version: str) -> None:
+        """One chunk's outcomes (``{"result": {...}}`` or ``{"error": "...", "not_sent": bool}``)."""
+        scored: List[int] = []
+        results: List[Dict[str, Any]] = []
+        for position, outcome in zip(positions, outcomes):
+            result = outcome.get("result")
+            if result is not None:
+                self.state[position] = OK
+                self.errors[position] = ""
+                self.versions[position] = version
+                scored.append(position)
+                results.append(result)
+            else:
+                self.error(position, str(outcome.get("error", NO_RESULT)), bool(outcome.get("not_sent")))
+        if not scored:
+            return
+        self.version_set.add(version)
+        for field, values in self.objects.items():
+            for position, result in zip(scored, results):
+                values[position] = result.get(field)
+        for field in list(self.arrow):
+            self._add_arrow(field, scored, [r.get(field) for r in results])
+
+    def _add_arrow(self, field: str, positions: List[int], values: List[Any]) -> None:
+        """The chunk's values as one Arrow array over its span of rows (``positions`` ascending, as a chunk's
+        are; a row of the span without a result is null), or the field back to Python objects."""
+        import pyarrow as pa
+
+        keys = self.keys[field]
+        fits = all(v is None or (type(v) is list and all(type(e) is dict and e.keys() == keys for e in v)) for v in values)
+        start, span = positions[0], positions[-1] - positions[0] + 1
+        if fits and span == len(positions):
+            full = values
+        elif fits:
+            full = [None] * span
+            for position, value in zip(positions, values):
+                full[position - start] = value
+        if fits:
+            try:
+                fresh = self.fresh[field]
+                fresh.append((start, pa.array(full, type=self.arrow[field])))
+                if len(fresh) >= MERGE_EVERY:  # the new ones joined among themselves: old data is never copied again
+                    self.parts[field] += _merged(fresh)
+                    fresh.clear()
+                return
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                pass
+        self._to_objects(field)  # not the contract's shape: this field stays Python objects, as it came
+        column = self.objects[field]
+        for position, value in zip(positions, values):
+            column[position] = value
+
+    def _to_objects(self, field: str) -> None:
+        column: List[Any] = [None] * self.rows
+        for start, array in self.parts.pop(field) + self.fresh.pop(field):
+            for offset, value in enumerate(array.to_pylist()):
+                if value is not None:
+                    column[start + offset] = value
+        del self.arrow[field]
+        self.objects[field] = column
+
+    # -- counting ---------------------------------------------------------------------------------------
+    def count(self, state: int) -> int:
+        return self.state.count(state)
+
+    def failed(self) -> int:
+        """Rows with an error (never sent included)."""
+        return self.count(FAILED) + self.count(NOT_SENT)
+
+    def done(self) -> int:
+        """Rows that have their result or an error of their own (not the ones never sent)."""
+        return self.count(OK) + self.count(FAILED)
+
+    # -- the DataFrame ----------------------------------------------------------------------------------
+    def frame(self, pd: Any, index: Any, values: List[Any]) -> Any:
+        """``text``, one column per field (``cats`` gives ``cats``/``label``/``score``), ``error``, and
+        ``version`` when more than one version scored the rows (reused chunks)."""
+        data: Dict[str, Any] = {"text": values}
+        for field in self.fields:
+            column = self._arrow_column(field) if field in self.arrow else None
+            if column is not None:
+                data[field] = pd.arrays.ArrowExtensionArray(column)
+            elif field == "cats":
+                cats = self.objects["cats"]
+                data["cats"] = cats
+                best = [max(c.items(), key=lambda kv: kv[1]) if c else (None, float("nan")) for c in cats]
+                data["label"] = [b[0] for b in best]
+                data["score"] = [b[1] for b in best]
+            else:
+                data[field] = self.objects[field]
+        state = self.state
+        data["error"] = [e if s else NO_RESULT for s, e in zip(state, self.errors)] if 0 in state else self.errors
+        columns = ["text"] + [c for f in self.fields for c in COLUMNS.get(f, [f])] + ["error"]
+        if len(self.version_set) > 1:
+            data["version"] = self.versions
+            columns.append("version")
+        return pd.DataFrame(data, index=index, columns=columns)
+
+    def _arrow_column(self, field: str) -> Any:
+        """The field's values in input order (rows without a result missing), as the chunks' arrays in row
+        order with nulls between them: no copy of the data."""
+        import pyarrow as pa
+
+        kind = self.arrow[field]
+        pieces, cursor = [], 0
+        for start, array in sorted(self.parts[field] + _merged(self.fresh[field]), key=lambda p: p[0]):
+            if start < cursor:  # a row placed twice: not a batch's way, but never a wrong row
+                self._to_objects(field)
+                return None
+            if start > cursor:
+                pieces.append(pa.nulls(start - cursor, kind))
+            pieces.append(array)
+            cursor = start + len(array)
+        if cursor < self.rows:
+            pieces.append(pa.nulls(self.rows - cursor, kind))
+        self.parts[field], self.fresh[field] = [], []
+        return pa.chunked_array(pieces, type=kind)
+
+
+MERGE_EVERY = 256  # chunks' arrays kept before neighbours are joined (fewer, larger buffers)
+
+
+def _merged(parts: List[tuple]) -> List[tuple]:
+    """``(start, array)`` parts in row order, neighbours (one ending where the next starts) joined."""
+    import pyarrow as pa
+
+    out: List[tuple] = []
+    run: List[Any] = []
+    run_start = end = -1
+    for start, array in sorted(parts, key=lambda p: p[0]):
+        if run and start == end:
+            run.append(array)
+        else:
+            if run:
+                out.append((run_start, run[0] if len(run) == 1 else pa.concat_arrays(run)))
+            run, run_start = [array], start
+        end = start + len(array)
+    if run:
+        out.append((run_start, run[0] if len(run) == 1 else pa.concat_arrays(run)))
+    return out

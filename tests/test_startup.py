@@ -77,6 +77,16 @@ def test_workers_are_forked_from_the_loaded_host_with_one_thread_and_only_their_
     assert host.net_connections(kind="inet") == []
 
 
+def test_each_forked_worker_leads_its_own_session_so_it_gets_its_own_cpu_share(reviews):
+    # Under Linux's autogroup scheduler the CPU is shared fairly between sessions: workers left in the
+    # zygote's session would split one share between them whenever anything else runs.
+    procs = deployment_processes(DeploymentFiles(Registry().deployment_dir("reviews")))
+    sessions = {pid: os.getsid(pid) for pid in procs["workers"]}
+    assert all(sid == pid for pid, sid in sessions.items()), sessions
+    assert os.getsid(procs["zygote"][0]) not in sessions.values()
+    assert os.getsid(procs["server"][0]) not in sessions.values()
+
+
 def test_each_forked_worker_has_its_own_random_state(nimbus_home):
     d = nj.deploy(random_pipeline(), "dice", samples=["x"], workers=2, show=False)
     draws = {}

@@ -287,6 +287,10 @@ def host_main(channel_fd: int, bundle_dir: str, env: Dict[str, str], cwd: str) -
                 try:
                     _child_signals()
                     channel.close()
+                    # Its own session: Linux's autogroup scheduler (on by default) shares the CPU fairly
+                    # between sessions, so workers left in the zygote's one session would get one
+                    # process's share between them whenever anything else runs on the machine.
+                    os.setsid()
                     code = worker_main(fds[0], loaded)
                 except BaseException:
                     traceback.print_exc()

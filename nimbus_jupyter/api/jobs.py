@@ -25,7 +25,7 @@ from ..targets.registry import catalog, get_target
 from .batching import batch
 from .deployments import get_deployment, get_record
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2  # wait() returns this soon after the runner writes its end state
 STAGED_FILE = "input.parquet"
 
 

@@ -267,3 +267,74 @@ def test_the_shard_function_in_a_clean_interpreter_reads_scores_and_writes_parqu
     manifest = json.loads(s3.get_object(Bucket="staging", Key="jobs/j/output/_nimbus_manifest.json")["Body"].read())
     assert manifest["failed_shards"] == [{"number": 4, "rows": 10, "error": "Lambda.Unknown", "reason": "timed out"}]
     assert manifest["json_columns"] == ["ents", "cats"] and manifest["version"] == 1
+
+
+def _objects(s3) -> list:
+    return [f"{b['Name']}/{o['Key']}" for b in s3.list_buckets()["Buckets"]
+            for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])]
+
+
+def test_submit_to_aws_refuses_over_max_cost_before_anything_is_written_then_creates_the_jobs_stack(
+        function_in_moto, tmp_path, monkeypatch, capsys):
+    """The public ``submit`` against moto: the deployment's stack and function in moto's CloudFormation and
+    Lambda. One stand-in: moto runs no Lambda code, so the batch client's empty pre-flight (health, OpenAPI:
+    two invokes of the function) answers the fields itself; everything after it is nimbus against moto.
+    Over ``max_cost``: refused, nothing in S3, no jobs stack, no job left. Under it: the jobs stack is
+    created in moto's CloudFormation from the synthesized template (state machine, role, bucket), the
+    input staged as shards, the execution started; status, cost and cancel read from moto's Step Functions."""
+    import pandas as pd
+
+    import nimbus_jupyter as nj
+    from nimbus_jupyter.api import jobs as api_jobs
+    from nimbus_jupyter.core.jobs import JobStore
+
+    record, version = function_in_moto
+    registry = Registry(tmp_path / "home")
+    registry.put(record)
+    cfn, s3 = boto3.client("cloudformation"), boto3.client("s3")
+    cfn.create_stack(StackName="nimbus-reviews", TemplateBody=json.dumps(
+        {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}))  # the deployment's stack: CREATE_COMPLETE = ready
+    probes = []
+
+    def preflight(texts, deployment, **kwargs):  # what the endpoint would answer: the fields, no row
+        assert list(texts) == [], "the pre-flight sends no row"
+        probes.append(deployment)
+        return pd.DataFrame(columns=["text", "ents", "cats", "label", "score", "error"])
+
+    monkeypatch.setattr(api_jobs, "batch", preflight)
+    source = tmp_path / "reviews.parquet"
+    pq.write_table(pa.table({"review": [f"great phone {i}" for i in range(2500)]}), source)
+    objects_before = _objects(s3)
+    with pytest.raises(UserInputError, match=r"would cost about \$[\d.]+, over max_cost=\$0\.0000"):
+        nj.submit(str(source), "reviews", column="review", max_cost=0.0, registry=registry)
+    assert "estimated cost" in capsys.readouterr().out, "the estimate is shown before the refusal"
+    assert probes == ["reviews"]
+    assert _objects(s3) == objects_before, "a refused job wrote to S3"
+    assert "nimbus-reviews-jobs" not in [s["StackName"] for s in cfn.describe_stacks()["Stacks"]]
+    assert JobStore(registry.home).all() == [] and not list((registry.home / "jobs").iterdir())
+
+    job = nj.submit(str(source), "reviews", column="review", max_cost=5.0, shard_rows=1000, registry=registry, quiet=True)
+    stack = cfn.describe_stacks(StackName="nimbus-reviews-jobs")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    made = {r["ResourceType"] for r in cfn.list_stack_resources(StackName="nimbus-reviews-jobs")["StackResourceSummaries"]}
+    assert {"AWS::StepFunctions::StateMachine", "AWS::IAM::Role", "AWS::S3::Bucket"} <= made, made
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.describe_state_machine(stateMachineArn=outputs["StateMachineArn"])
+    assert json.loads(machine["definition"])["States"]["Shards"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    staged = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=outputs["BucketName"], Prefix=f"jobs/{job.id}/")["Contents"])
+    assert staged == [f"jobs/{job.id}/input/part-{n:05d}.parquet" for n in range(3)] + [f"jobs/{job.id}/shards.json"]
+    execution = sfn.describe_execution(executionArn=job.spec.target_data["execution_arn"])
+    sent = json.loads(execution["input"])
+    assert sent["job"]["function"] == f"nimbus-reviews-Fn:{version}", "the map invokes the pinned version, not the alias"
+    assert sent["concurrency"] == 3  # no more than the shards
+    status = job.status()  # moto's execution runs no map: RUNNING, no shard done yet
+    assert status.state in ("queued", "running") and status.rows_done == 0 and status.cost_usd == 0.0
+    assert status.rows_total == 2500
+    s3.put_object(Bucket=outputs["BucketName"], Key=f"jobs/{job.id}/output/part-00000.parquet", Body=b"...")
+    status = job.status()
+    assert status.shards_done == 1 and status.rows_done == 1000
+    assert status.cost_usd == pytest.approx(job.spec.estimate["usd"] / 3, rel=1e-3)
+    status = job.cancel()
+    assert status.state == CANCELLED
+    assert sfn.describe_execution(executionArn=job.spec.target_data["execution_arn"])["status"] == "ABORTED"

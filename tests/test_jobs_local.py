@@ -272,10 +272,11 @@ def test_magics_list_show_cancel_and_detach(ip, fast, tmp_path, capsys):
     frame = ip.run_line_magic("nimbus_jobs", "")
     assert list(frame.columns[:7]) == ["id", "deployment", "version", "state", "progress", "started", "output"]
     assert job.id in frame.id.tolist()
-    capsys.readouterr()
-    ip.run_line_magic("nimbus_job", job.id)
-    assert f"job {job.id}" in capsys.readouterr().out  # text: no widget front end here
-    assert "succeeded" in job._repr_html_() and "<table>" in job._repr_html_()
+    shown = ip.run_line_magic("nimbus_job", job.id)  # no kernel here: the status, which displays itself
+    assert shown.text().startswith(f"job {job.id} (jobfast v1, local): succeeded") and str(shown) == shown.text()
+    bundle = job._repr_mimebundle_()
+    assert bundle["text/plain"].startswith(f"job {job.id}") and "succeeded" in bundle["text/html"]
+    assert "<table>" in bundle["text/html"]
     with pytest.raises(UsageError, match="--output is for --detach"):
         ip.run_cell_magic("nimbus_batch", f"jobfast --output {tmp_path / 'x'}", "df['review']")
     with pytest.raises(UsageError, match="not a job id"):

@@ -48,20 +48,16 @@ class JobMagics(Magics):
     @argument("id", help="the job's id (from submit, or %%nimbus_jobs)")
     @argument("--cancel", action="store_true", help="stop the job; its finished shards stay in the output")
     def nimbus_job(self, line: str) -> Any:
-        """A job's live status (a widget in a notebook, text elsewhere); ``--cancel`` stops it."""
+        """A job's status, live while it runs where a kernel carries widgets; else the ``JobStatus`` (which
+        displays itself: text, or HTML in a notebook). ``--cancel`` stops it and gives the status."""
         args = parse_argstring(self.nimbus_job, line)
         try:
             job = api_jobs.get_job(args.id)
-            if args.cancel:
-                status = job.cancel()
-                print(status.text())
-                return None
-            status = job.status()
+            status = job.cancel() if args.cancel else job.status()
         except UserInputError as exc:
             raise _usage(exc)
-        if not live_widgets(self.shell) or status.done:
-            print(status.text())
-            return None
+        if args.cancel or status.done or not live_widgets(self.shell):
+            return status
         self._live(job)
         return None
 

@@ -281,3 +281,22 @@ def test_submit_to_aws_refuses_over_max_cost_before_anything_is_written_then_cre
     status = job.cancel()
     assert status.state == CANCELLED
     assert sfn.describe_execution(executionArn=job.spec.target_data["execution_arn"])["status"] == "ABORTED"
+
+
+def test_jobs_is_a_declared_deploy_option_that_shapes_no_stack_option():
+    """``--jobs`` reaches the magic, the CLI and the sidebar from its declaration; it is not one of the
+    options recorded as the deployment's stack shape (adding it to a deploy is not an update of that stack)."""
+    from click.testing import CliRunner
+
+    from nimbus_jupyter.faces.cli import cli
+    from nimbus_jupyter.targets.aws.options import stack_options
+    from nimbus_jupyter.targets.aws.target import AwsTarget
+    from nimbus_jupyter.targets.registry import check_options
+
+    info = {o.name: o.info() for o in AwsTarget.options}["jobs"]
+    assert (info["flag"], info["type"], info["default"]) == ("--jobs", "bool", False)
+    assert "jobs stack" in info["help"]
+    assert check_options("aws", {"jobs": True})["jobs"] is True
+    assert "jobs" not in stack_options({"jobs": True})
+    help_text = CliRunner().invoke(cli, ["deploy", "--help"]).output
+    assert "--jobs" in help_text

@@ -2,7 +2,8 @@
 by side with %%nimbus_batch on the same deployment.
 
     python bench/jobs.py aws            # arithmetic + simulation (no AWS account needed)
-    python bench/jobs.py local [ROWS]   # ROWS=100000: job vs batch rows/s, the runner's peak RSS
+    python bench/jobs.py local [ROWS] [--before REV] [--rounds N]   # ROWS=100000: job vs batch rows/s, the runner's peak RSS;
+                                                       # --before: also a job run by REV's runner, side by side
 
 The AWS simulation is a discrete-event model of the Distributed Map: ``shards`` items, at most
 ``concurrency`` in flight; Lambda grants new execution environments at 1,000 per 10 s per function (up
@@ -130,7 +131,27 @@ def aws() -> None:
     write_table_section("## Jobs on AWS: 1,000,000 texts, arithmetic and simulation", context(load), rows, notes)
 
 
-def local(total: int) -> None:
+def export_runner(rev: str) -> Path:
+    """``nimbus_jupyter`` as it was at ``rev`` (git archive), for the runner of the "before" jobs."""
+    import subprocess
+    import tarfile
+    import tempfile
+
+    out = Path(tempfile.mkdtemp(prefix="nimbus-bench-before-"))
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", rev, "nimbus_jupyter"], capture_output=True, check=True).stdout
+    import io
+
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(out)
+    return out
+
+
+def local(total: int, before: str = "", rounds: int = 2) -> None:
+    """Rounds of: %%nimbus_batch, then a job whose runner is this checkout's, then (with ``before``) a job
+    whose runner is the code of that git revision (its ``nimbus_jupyter`` first on the runner's
+    PYTHONPATH), all on the same deployment and server, each on new texts."""
+    import subprocess
+
     import pandas as pd
     import psutil
 
@@ -140,6 +161,11 @@ def local(total: int) -> None:
 
     load = os.getloadavg()[0]
     home = Path(os.environ.setdefault("NIMBUS_HOME", "/tmp/nimbus-bench-jobs"))
+    old = export_runner(before) if before else None
+    before_label = ""
+    if before:
+        before_label = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", before], capture_output=True,
+                                      text=True, check=True).stdout.strip()
     nlp = textcat_pipeline()
     nj.deploy(nlp, "benchjobs", workers=2, show=False)
     words = ["great", "phone", "broken", "laptop", "love", "avoid", "fine", "slow", "fast", "cheap", "Berlin", "Apple"]
@@ -149,49 +175,87 @@ def local(total: int) -> None:
         rng = random.Random(seed)
         return [" ".join(rng.choice(words) for _ in range(rng.randint(8, 30))) + f" {seed}-{i}" for i in range(total)]
 
-    results: Dict[str, List[float]] = {"batch": [], "job": []}
-    rss_peak = 0
+    kinds = ["job"] + (["job_before"] if before else [])
+    results: Dict[str, List[float]] = {"batch": [], **{k: [] for k in kinds}}
+    rss: Dict[str, int] = {k: 0 for k in kinds}
+
+    def run_job(source: Path, kind: str) -> float:
+        saved = os.environ.get("PYTHONPATH")
+        if kind == "job_before":
+            os.environ["PYTHONPATH"] = str(old) + (os.pathsep + saved if saved else "")
+        try:
+            started = time.perf_counter()
+            job = nj.submit(str(source), "benchjobs", column="review", quiet=True)
+        finally:
+            if kind == "job_before":
+                if saved is None:
+                    os.environ.pop("PYTHONPATH", None)
+                else:
+                    os.environ["PYTHONPATH"] = saved
+        peak = [0]
+        stop = threading.Event()
+
+        def sample() -> None:
+            while not stop.is_set():
+                try:
+                    state = json.loads((JobStore().dir(job.id) / "state.json").read_text())
+                    process = psutil.Process(int(state.get("pid") or 0))
+                    if kind == "job_before":
+                        assert str(old) in " ".join(process.environ().get("PYTHONPATH", "").split())
+                    peak[0] = max(peak[0], process.memory_info().rss)
+                except Exception:
+                    pass
+                time.sleep(0.2)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        status = job.wait(progress=False)
+        stop.set()
+        sampler.join()
+        assert status.state == "succeeded", status.text()
+        rss[kind] = max(rss[kind], peak[0])
+        return total / (time.perf_counter() - started)
+
     try:
-        for run in range(2):
+        for run in range(rounds):
             batch_texts = pd.Series(texts(100 + run))
             started = time.perf_counter()
             nj.batch(batch_texts, "benchjobs", progress=False)
             results["batch"].append(total / (time.perf_counter() - started))
-            source = home / f"source-{run}.parquet"
-            pd.DataFrame({"review": texts(200 + run)}).to_parquet(source)
-            started = time.perf_counter()
-            job = nj.submit(str(source), "benchjobs", column="review", quiet=True)
-            peak = [0]
-            stop = threading.Event()
-
-            def sample() -> None:
-                while not stop.is_set():
-                    try:
-                        state = json.loads((JobStore().dir(job.id) / "state.json").read_text())
-                        peak[0] = max(peak[0], psutil.Process(int(state.get("pid") or 0)).memory_info().rss)
-                    except Exception:
-                        pass
-                    time.sleep(0.2)
-
-            sampler = threading.Thread(target=sample, daemon=True)
-            sampler.start()
-            status = job.wait(progress=False)
-            stop.set()
-            sampler.join()
-            assert status.state == "succeeded", status.text()
-            results["job"].append(total / (time.perf_counter() - started))
-            rss_peak = max(rss_peak, peak[0])
+            for n, kind in enumerate(kinds if run % 2 == 0 else list(reversed(kinds))):
+                source = home / f"source-{run}-{kind}.parquet"
+                pd.DataFrame({"review": texts(200 + 10 * run + n)}).to_parquet(source)
+                results[kind].append(run_job(source, kind))
     finally:
         nj.destroy("benchjobs")
-    batch, job_rate = max(results["batch"]), max(results["job"])
-    rows = [("%%nimbus_batch (best of 2)", f"{batch:,.0f} rows/s", "", ""),
-            (f"local job of {total:,} rows, submit to succeeded (best of 2)", f"{job_rate:,.0f} rows/s", "", ""),
-            ("job / batch", f"{job_rate / batch:.2f}x", ">= 0.90x", f"{job_rate / batch / 0.9:.2f}x"),
-            ("runner peak RSS (sampled every 0.2 s)", f"{rss_peak / 2**20:.0f} MiB", "<= 300 MiB", f"{rss_peak / 2**20 / 300:.2f}x")]
-    notes = [f"runs alternate batch then job, each on new texts (no checkpoint reused); batch {[round(r) for r in results['batch']]}, "
-             f"job {[round(r) for r in results['job']]} rows/s",
+    import statistics
+
+    best = f"best of {rounds}"
+    batch = max(results["batch"])
+    rows = [(f"%%nimbus_batch ({best})", f"{batch:,.0f} rows/s", "", "")]
+    if before:
+        rate = max(results["job_before"])
+        median = statistics.median(a / b for a, b in zip(results["job_before"], results["batch"]))
+        rows += [(f"before ({before_label}): local job of {total:,} rows, submit to succeeded ({best})", f"{rate:,.0f} rows/s", "", ""),
+                 (f"before ({before_label}): job / batch (best / best)", f"{rate / batch:.2f}x", ">= 0.90x", f"{rate / batch / 0.9:.2f}x"),
+                 (f"before ({before_label}): job / batch of the same round (median)", f"{median:.2f}x", ">= 0.90x", f"{median / 0.9:.2f}x"),
+                 (f"before ({before_label}): runner peak RSS", f"{rss['job_before'] / 2**20:.0f} MiB", "<= 300 MiB",
+                  f"{rss['job_before'] / 2**20 / 300:.2f}x")]
+    rate = max(results["job"])
+    label = "after (this checkout): " if before else ""
+    median = statistics.median(a / b for a, b in zip(results["job"], results["batch"]))
+    rows += [(f"{label}local job of {total:,} rows, submit to succeeded ({best})", f"{rate:,.0f} rows/s", "", ""),
+             (f"{label}job / batch (best / best)", f"{rate / batch:.2f}x", ">= 0.90x", f"{rate / batch / 0.9:.2f}x"),
+             (f"{label}job / batch of the same round (median)", f"{median:.2f}x", ">= 0.90x", f"{median / 0.9:.2f}x"),
+             (f"{label}runner peak RSS (sampled every 0.2 s)", f"{rss['job'] / 2**20:.0f} MiB", "<= 300 MiB",
+              f"{rss['job'] / 2**20 / 300:.2f}x")]
+    notes = [f"each round: batch, then the jobs (order alternating between rounds), each on new texts (no checkpoint "
+             f"reused); rows/s per round: " + ", ".join(f"{k} {[round(r) for r in v]}" for k, v in results.items()),
              "the job's time includes submit, counting and reading the Parquet source, writing every shard and the manifest",
              "pipeline: tests/pipelines.py textcat_pipeline (tok2vec-free textcat + ner), local target, 2 workers"]
+    if before:
+        notes.append(f"before: the runner process runs nimbus_jupyter of {before_label} (git archive, first on its PYTHONPATH, "
+                     "checked in the sampled process's environment); submit and the server are this checkout's")
     write_table_section(f"## Jobs on the local target: {total:,} rows, job vs batch", context(load), rows, notes)
 
 
@@ -200,4 +264,14 @@ if __name__ == "__main__":
     if mode == "aws":
         aws()
     else:
-        local(int(sys.argv[2]) if len(sys.argv) > 2 else 100_000)
+        args = sys.argv[2:]
+        before, rounds = "", 2
+        if "--before" in args:
+            at = args.index("--before")
+            before = args[at + 1]
+            del args[at:at + 2]
+        if "--rounds" in args:
+            at = args.index("--rounds")
+            rounds = int(args[at + 1])
+            del args[at:at + 2]
+        local(int(args[0]) if args else 100_000, before, rounds)

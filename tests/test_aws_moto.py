@@ -157,6 +157,39 @@ def test_a_dry_run_of_the_unchanged_deployment_says_nothing_to_change(deployed: 
     assert plan.artifacts == {}  # nothing to build for a stack that stays
 
 
+def test_jobs_at_deploy_is_planned_then_creates_the_jobs_stack(deployed: Dict[str, Any], textcat_nlp) -> None:
+    """``--jobs`` on the unchanged deployment: the dry run lists the jobs stack to create (and creates
+    nothing); the deploy makes it in moto's CloudFormation from the synthesized jobs template, keeping the
+    deployment's own stack; a dry run after that keeps both."""
+    cfn = boto3.client("cloudformation")
+
+    def stacks() -> List[str]:
+        return [s["StackName"] for s in cfn.describe_stacks()["Stacks"] if s["StackStatus"] != "DELETE_COMPLETE"]
+
+    dry = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=deployed["registry"],
+                     jobs=True, **OPTIONS)
+    assert not dry.noop and [c.action for c in dry.changes] == ["keep", "create"]
+    assert "create  stack nimbus-reviews-jobs: Step Functions state machine (Distributed Map), its role, a staging bucket" in dry.text()
+    assert "nimbus-reviews-jobs" not in stacks(), "a dry run creates nothing"
+    events: List[Any] = []
+    with pytest.raises(EndpointError):  # moto runs no Lambda code: the smoke test fails, as in the fixture
+        run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, registry=deployed["registry"], jobs=True,
+                   listeners=[events.append], **OPTIONS)
+    assert "nimbus-reviews-jobs" in stacks()
+    jobs = cfn.describe_stacks(StackName="nimbus-reviews-jobs")["Stacks"][0]
+    assert jobs["StackStatus"] == "CREATE_COMPLETE"
+    kinds = {r["ResourceType"] for r in cfn.list_stack_resources(StackName="nimbus-reviews-jobs")["StackResourceSummaries"]}
+    assert {"AWS::StepFunctions::StateMachine", "AWS::IAM::Role", "AWS::S3::Bucket"} <= kinds
+    function = deployed["record"].target_data["lambda_function"]
+    assert function in json.dumps(cfn.get_template(StackName="nimbus-reviews-jobs")["TemplateBody"]), "invokes its function"
+    assert any(isinstance(e, MessageEvent) and "creating the jobs stack nimbus-reviews-jobs" in e.text for e in events)
+    deploy_stage = [e for e in events if isinstance(e, StageEvent) and e.stage == "deploy" and e.state != "running"]
+    assert deploy_stage and "jobs stack" in deploy_stage[-1].detail
+    again = run_deploy(textcat_nlp, "reviews", "aws", samples=SAMPLES, dry_run=True, registry=deployed["registry"],
+                       jobs=True, **OPTIONS)
+    assert again.noop and "keep  stack nimbus-reviews-jobs (CREATE_COMPLETE)" in again.text()
+
+
 def test_a_dry_run_of_a_changed_pipeline_or_options_says_update(deployed: Dict[str, Any], textcat_nlp) -> None:
     changed = run_deploy(textcat_pipeline(epochs=2), "reviews", "aws", samples=SAMPLES, dry_run=True,
                          registry=deployed["registry"], **OPTIONS)

@@ -67,7 +67,7 @@ def deployed(env, saved):
 def test_the_console_script_is_installed_and_lists_its_commands(env):
     assert NIMBUS.is_file()
     out = ok(env, "--help").stdout
-    for command in ("deploy", "list", "status", "logs", "history", "rollback", "destroy", "batch"):
+    for command in ("deploy", "list", "status", "logs", "history", "rollback", "destroy", "batch", "submit", "jobs", "job"):
         assert command in out
     assert "0 done, 1 failed, 2 usage mistake" in out
 
@@ -239,7 +239,7 @@ def test_the_readme_table_names_real_commands_and_flags(env):
 
     readme = (Path(__file__).resolve().parents[1] / "README.md").read_text("utf-8")
     rows = [line for line in readme.splitlines() if line.startswith("| `nimbus ")]
-    assert len(rows) == 8
+    assert len(rows) == 11  # deploy, list, status, logs, history, rollback, destroy, submit, jobs, job, batch
     for row in rows:
         usage = row.split("`")[1]
         command = usage.split()[1]

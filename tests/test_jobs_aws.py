@@ -1,17 +1,20 @@
 """AWS jobs without an AWS account: the jobs stack's template (aws_cdk.assertions), its state machine
 definition (cfn-lint's ASL schema check on the rendered definition; moto's Step Functions runs the
-execution API over it), the shard function in a clean interpreter against moto S3 with the real
-trimmed pyarrow zip, and the target's plan, status, cancel and cost read from moto.
+execution API over it), the target's plan against moto, and ``submit`` against moto: refused over
+``max_cost`` with nothing written; else the jobs stack created in moto's CloudFormation from the
+synthesized template, the input staged, the execution started, and status, cost and cancel read from
+moto's Step Functions. The shard function itself runs under the Lambda harness: tests/test_jobs_lambda.py.
 
-What moto cannot do here: run the Lambda tasks of the map (its Lambda invoke needs Docker), so no
-execution goes through the map; tests/lambda_harness.py (the AWS fidelity branch) is not on main yet,
-so the shard function runs in a clean ``python -I -S`` with the layer's packages, as the layer tests do.
+What moto (5.2) cannot do here: run Lambda code (its invoke needs Docker), so no execution goes through
+the map: an execution stays RUNNING with no map run (ListMapRuns answers none, so progress and cost so far
+come from the result shards in the output prefix, the fallback the target has for that) until it is
+stopped; it has no RedriveExecution, so ``resume`` is not tested; and the batch client's pre-flight (two
+invokes) is answered in the submit test by a stand-in of the endpoint's fields.
 """
 from __future__ import annotations
 
 import io
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,12 +24,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from nimbus_jupyter.core.bundle import build_bundle
 from nimbus_jupyter.core.errors import UserInputError
 from nimbus_jupyter.core.jobs import CANCELLED, JobSource, JobSpec, new_job_id
 from nimbus_jupyter.core.records import DeploymentRecord
 from nimbus_jupyter.core.registry import Registry
-from nimbus_jupyter.runtime.fields import doc_to_result
 from nimbus_jupyter.targets.aws.jobs_spec import Grant, JobsStackSpec
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -211,59 +212,91 @@ def test_bad_sources_and_outputs_are_refused_before_anything_runs(function_in_mo
         AwsTarget(Registry(tmp_path / "home")).plan_job(record, spec, overwrite=False)
 
 
-def test_the_shard_function_in_a_clean_interpreter_reads_scores_and_writes_parquet(moto_env, textcat_nlp, tmp_path):
-    from nimbus_jupyter.targets.aws.jobs_pyarrow import build_pyarrow_zip
-    from nimbus_jupyter.targets.aws.package import build_function_code
+def _objects(s3) -> list:
+    return [f"{b['Name']}/{o['Key']}" for b in s3.list_buckets()["Buckets"]
+            for o in s3.list_objects_v2(Bucket=b["Name"]).get("Contents", [])]
 
-    bundle = tmp_path / "bundle"
-    build_bundle(textcat_nlp, bundle, "reviews")
-    code = build_function_code(bundle, tmp_path / "code", inline=True)
-    site = Path(pa.__file__).resolve().parents[1]
-    layer = tmp_path / "layer"
-    layer.mkdir()
-    for entry in site.iterdir():  # the kernel's packages, without pyarrow: the function must load the zip
-        if not entry.name.lower().startswith(("pyarrow", "_pytest", "nimbus_jupyter", "__editable__")):
-            (layer / entry.name).symlink_to(entry)
-    built = build_pyarrow_zip("3.11", "x86_64", tmp_path / "pyarrow-cache")  # the real artifact, from PyPI
-    s3 = boto3.client("s3")
-    s3.create_bucket(Bucket="staging")
-    s3.upload_file(str(built.path), "staging", "nimbus/pyarrow/" + built.key)
-    texts = ["Apple opened a shop in Berlin.", None, "", "great phone", "x" * (textcat_nlp.max_length + 1), "love it"]
-    sink = io.BytesIO()
-    pq.write_table(pa.table({"index": [f"r{i}" for i in range(len(texts))], "text": pa.array(texts, pa.string())}), sink)
-    s3.put_object(Bucket="staging", Key="jobs/j/input/part-00003.parquet", Body=sink.getvalue())
-    job = {"id": "j", "deployment": "reviews", "version": "1", "fields": ["ents", "cats"], "output_bucket": "staging",
-           "output_prefix": "jobs/j/output/", "pyarrow": {"bucket": "staging", "key": "nimbus/pyarrow/" + built.key}}
-    shard = {"number": 3, "rows": len(texts), "bucket": "staging", "key": "jobs/j/input/part-00003.parquet",
-             "format": "parquet", "column": "text", "index_column": "index", "first_row": 0}
-    probe = ("import json, sys; sys.path[:0] = [sys.argv[1], sys.argv[2]];"
-             "from nimbus_jupyter.runtime import lambda_entry;"
-             "out = [lambda_entry.handler(json.loads(a)) for a in sys.argv[3:]]; import pyarrow;"
-             "print(json.dumps(out + [pyarrow.__file__]))")
-    env = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
-    env.update(NIMBUS_BUNDLE_DIR=str(code / "bundle"), NIMBUS_LOAD_AT_IMPORT="1", NIMBUS_VERSION="1", TMPDIR=str(tmp_path),
-               PATH=os.environ["PATH"])
-    events = [json.dumps({"nimbus_shard": shard, "job": job}),
-              json.dumps({"nimbus_manifest": [{"number": 3, "file": "part-00003.parquet", "rows": 6, "failed": 3},
-                                              {"number": 4, "rows": 10, "failed": 10, "error": "Lambda.Unknown",
-                                               "reason": "timed out"}], "job": job})]
-    done = subprocess.run([sys.executable, "-I", "-S", "-c", probe, str(code), str(layer), *events], env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    shard_out, manifest_out, pyarrow_file = json.loads(done.stdout.strip().splitlines()[-1])
-    assert shard_out == {"number": 3, "file": "part-00003.parquet", "rows": 6, "failed": 3}
-    assert pyarrow_file.startswith(str(tmp_path)), "pyarrow came from the zip unpacked into /tmp"
-    table = pq.read_table(io.BytesIO(s3.get_object(Bucket="staging", Key="jobs/j/output/part-00003.parquet")["Body"].read()))
-    assert table.column_names == ["index", "text", "ents", "cats", "label", "score", "error"]
-    rows = table.to_pylist()
-    good = [0, 3, 5]
-    want = [doc_to_result(d, ["ents", "cats"]) for d in textcat_nlp.pipe([texts[i] for i in good])]
-    assert [json.loads(rows[i]["ents"]) for i in good] == [w["ents"] for w in want]
-    assert [json.loads(rows[i]["cats"]) for i in good] == [w["cats"] for w in want]
-    assert [rows[i]["error"] for i in good] == ["", "", ""]
-    assert rows[1]["error"].startswith("missing value") and rows[2]["error"].startswith("empty text")
-    assert rows[4]["error"].startswith("413") and "max_length" in rows[4]["error"]
-    assert manifest_out == {"rows": 16, "rows_failed": 13, "failed_shards": 1}
-    manifest = json.loads(s3.get_object(Bucket="staging", Key="jobs/j/output/_nimbus_manifest.json")["Body"].read())
-    assert manifest["failed_shards"] == [{"number": 4, "rows": 10, "error": "Lambda.Unknown", "reason": "timed out"}]
-    assert manifest["json_columns"] == ["ents", "cats"] and manifest["version"] == 1
+
+def test_submit_to_aws_refuses_over_max_cost_before_anything_is_written_then_creates_the_jobs_stack(
+        function_in_moto, tmp_path, monkeypatch, capsys):
+    """The public ``submit`` against moto: the deployment's stack and function in moto's CloudFormation and
+    Lambda. One stand-in: moto runs no Lambda code, so the batch client's empty pre-flight (health, OpenAPI:
+    two invokes of the function) answers the fields itself; everything after it is nimbus against moto.
+    Over ``max_cost``: refused, nothing in S3, no jobs stack, no job left. Under it: the jobs stack is
+    created in moto's CloudFormation from the synthesized template (state machine, role, bucket), the
+    input staged as shards, the execution started; status, cost and cancel read from moto's Step Functions."""
+    import pandas as pd
+
+    import nimbus_jupyter as nj
+    from nimbus_jupyter.api import jobs as api_jobs
+    from nimbus_jupyter.core.jobs import JobStore
+
+    record, version = function_in_moto
+    registry = Registry(tmp_path / "home")
+    registry.put(record)
+    cfn, s3 = boto3.client("cloudformation"), boto3.client("s3")
+    cfn.create_stack(StackName="nimbus-reviews", TemplateBody=json.dumps(
+        {"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}))  # the deployment's stack: CREATE_COMPLETE = ready
+    probes = []
+
+    def preflight(texts, deployment, **kwargs):  # what the endpoint would answer: the fields, no row
+        assert list(texts) == [], "the pre-flight sends no row"
+        probes.append(deployment)
+        return pd.DataFrame(columns=["text", "ents", "cats", "label", "score", "error"])
+
+    monkeypatch.setattr(api_jobs, "batch", preflight)
+    source = tmp_path / "reviews.parquet"
+    pq.write_table(pa.table({"review": [f"great phone {i}" for i in range(2500)]}), source)
+    objects_before = _objects(s3)
+    with pytest.raises(UserInputError, match=r"would cost about \$[\d.]+, over max_cost=\$0\.0000"):
+        nj.submit(str(source), "reviews", column="review", max_cost=0.0, registry=registry)
+    assert "estimated cost" in capsys.readouterr().out, "the estimate is shown before the refusal"
+    assert probes == ["reviews"]
+    assert _objects(s3) == objects_before, "a refused job wrote to S3"
+    assert "nimbus-reviews-jobs" not in [s["StackName"] for s in cfn.describe_stacks()["Stacks"]]
+    assert JobStore(registry.home).all() == [] and not list((registry.home / "jobs").iterdir())
+
+    job = nj.submit(str(source), "reviews", column="review", max_cost=5.0, shard_rows=1000, registry=registry, quiet=True)
+    stack = cfn.describe_stacks(StackName="nimbus-reviews-jobs")["Stacks"][0]
+    assert stack["StackStatus"] == "CREATE_COMPLETE"
+    made = {r["ResourceType"] for r in cfn.list_stack_resources(StackName="nimbus-reviews-jobs")["StackResourceSummaries"]}
+    assert {"AWS::StepFunctions::StateMachine", "AWS::IAM::Role", "AWS::S3::Bucket"} <= made, made
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stack["Outputs"]}
+    sfn = boto3.client("stepfunctions")
+    machine = sfn.describe_state_machine(stateMachineArn=outputs["StateMachineArn"])
+    assert json.loads(machine["definition"])["States"]["Shards"]["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
+    staged = sorted(o["Key"] for o in s3.list_objects_v2(Bucket=outputs["BucketName"], Prefix=f"jobs/{job.id}/")["Contents"])
+    assert staged == [f"jobs/{job.id}/input/part-{n:05d}.parquet" for n in range(3)] + [f"jobs/{job.id}/shards.json"]
+    execution = sfn.describe_execution(executionArn=job.spec.target_data["execution_arn"])
+    sent = json.loads(execution["input"])
+    assert sent["job"]["function"] == f"nimbus-reviews-Fn:{version}", "the map invokes the pinned version, not the alias"
+    assert sent["concurrency"] == 3  # no more than the shards
+    status = job.status()  # moto's execution runs no map: RUNNING, no shard done yet
+    assert status.state in ("queued", "running") and status.rows_done == 0 and status.cost_usd == 0.0
+    assert status.rows_total == 2500
+    s3.put_object(Bucket=outputs["BucketName"], Key=f"jobs/{job.id}/output/part-00000.parquet", Body=b"...")
+    status = job.status()
+    assert status.shards_done == 1 and status.rows_done == 1000
+    assert status.cost_usd == pytest.approx(job.spec.estimate["usd"] / 3, rel=1e-3)
+    status = job.cancel()
+    assert status.state == CANCELLED
+    assert sfn.describe_execution(executionArn=job.spec.target_data["execution_arn"])["status"] == "ABORTED"
+
+
+def test_jobs_is_a_declared_deploy_option_that_shapes_no_stack_option():
+    """``--jobs`` reaches the magic, the CLI and the sidebar from its declaration; it is not one of the
+    options recorded as the deployment's stack shape (adding it to a deploy is not an update of that stack)."""
+    from click.testing import CliRunner
+
+    from nimbus_jupyter.faces.cli import cli
+    from nimbus_jupyter.targets.aws.options import stack_options
+    from nimbus_jupyter.targets.aws.target import AwsTarget
+    from nimbus_jupyter.targets.registry import check_options
+
+    info = {o.name: o.info() for o in AwsTarget.options}["jobs"]
+    assert (info["flag"], info["type"], info["default"]) == ("--jobs", "bool", False)
+    assert "jobs stack" in info["help"]
+    assert check_options("aws", {"jobs": True})["jobs"] is True
+    assert "jobs" not in stack_options({"jobs": True})
+    help_text = CliRunner().invoke(cli, ["deploy", "--help"]).output
+    assert "--jobs" in help_text

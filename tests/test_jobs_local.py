@@ -146,6 +146,53 @@ def test_a_runner_killed_mid_job_is_started_again_and_sends_only_unfinished_shar
     assert list(frame.index) == list(series.index) and frame.text.tolist() == texts
 
 
+def test_the_runner_scores_the_next_shard_while_it_writes_the_one_before(fast, tmp_path, monkeypatch):
+    """The runner in this process, each shard's write held until the next shard's scoring has begun (at most
+    20 s): a runner that wrote a shard before scoring the next would leave the server idle during the write."""
+    import threading
+
+    from nimbus_jupyter.core.jobs import JobSource, JobSpec, new_job_id
+    from nimbus_jupyter.core.records import now_iso
+    from nimbus_jupyter.core.registry import Registry
+    from nimbus_jupyter.targets.local import jobs_runner
+    from nimbus_jupyter.targets.local.jobs import write_state
+
+    texts = reviews(900, seed=11)
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"review": texts}), source)
+    record = Registry().get("jobfast")
+    spec = JobSpec(new_job_id(), "jobfast", "local", record.version, record.hash, JobSource("parquet", str(source), "review"),
+                   str(tmp_path / "out"), ["ents"], None, 300, now_iso(), rows_total=900)
+    store = JobStore()
+    job_dir = store.create(spec)
+    store.save(spec)
+    (tmp_path / "out").mkdir()
+    write_state(job_dir, {"state": "queued", "rows_total": 900, "shards": {}, "failures": [], "runs": 0})
+    began = [threading.Event() for _ in range(4)]
+    scored, real_score, real_write = [0], jobs_runner.Runner._score, jobs_runner.write_shard
+    overlapped = {}
+
+    def score(self, shard_texts):
+        began[scored[0]].set()
+        scored[0] += 1
+        return real_score(self, shard_texts)
+
+    def write(output, number, table):
+        if number < 2:
+            overlapped[number] = began[number + 1].wait(20)
+        return real_write(output, number, table)
+
+    monkeypatch.setattr(jobs_runner.Runner, "_score", score)
+    monkeypatch.setattr(jobs_runner, "write_shard", write)
+    runner = jobs_runner.Runner(job_dir)
+    runner.run()
+    assert runner.state["state"] == "succeeded", runner.state
+    assert overlapped == {0: True, 1: True}, "a shard was written before the next one was being scored"
+    state = job_state(spec.id)
+    assert state["sent"] == [0, 1, 2] and state["rows_done"] == 900
+    assert nj.get_job(spec.id).result().text.tolist() == texts
+
+
 def test_cancel_stops_the_job_and_keeps_its_finished_shards(slow, tmp_path):
     job = nj.submit(pd.Series(reviews(6000, seed=3)), "jobslow", shard_rows=250, output=str(tmp_path / "out"), quiet=True)
     wait_for(lambda: len(job_state(job.id).get("shards") or {}) >= 1, timeout=120)
@@ -225,10 +272,11 @@ def test_magics_list_show_cancel_and_detach(ip, fast, tmp_path, capsys):
     frame = ip.run_line_magic("nimbus_jobs", "")
     assert list(frame.columns[:7]) == ["id", "deployment", "version", "state", "progress", "started", "output"]
     assert job.id in frame.id.tolist()
-    capsys.readouterr()
-    ip.run_line_magic("nimbus_job", job.id)
-    assert f"job {job.id}" in capsys.readouterr().out  # text: no widget front end here
-    assert "succeeded" in job._repr_html_() and "<table>" in job._repr_html_()
+    shown = ip.run_line_magic("nimbus_job", job.id)  # no kernel here: the status, which displays itself
+    assert shown.text().startswith(f"job {job.id} (jobfast v1, local): succeeded") and str(shown) == shown.text()
+    bundle = job._repr_mimebundle_()
+    assert bundle["text/plain"].startswith(f"job {job.id}") and "succeeded" in bundle["text/html"]
+    assert "<table>" in bundle["text/html"]
     with pytest.raises(UsageError, match="--output is for --detach"):
         ip.run_cell_magic("nimbus_batch", f"jobfast --output {tmp_path / 'x'}", "df['review']")
     with pytest.raises(UsageError, match="not a job id"):

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
+from ..core.display import Displayable
 from ..core.errors import EndpointError, UserInputError
 from ..core.job_data import check_local_source, read_results
 from ..core.jobs import SUCCEEDED, JobSource, JobSpec, JobStatus, JobStore, check_job_id, new_job_id
@@ -25,7 +26,7 @@ from ..targets.registry import catalog, get_target
 from .batching import batch
 from .deployments import get_deployment, get_record
 
-POLL_SECONDS = 0.5
+POLL_SECONDS = 0.2  # wait() returns this soon after the runner writes its end state
 STAGED_FILE = "input.parquet"
 
 
@@ -41,8 +42,9 @@ def _say(text: str) -> None:
     print(f"nimbus: {text}", file=sys.stdout, flush=True)
 
 
-class Job:
-    """A submitted job. ``status()``, ``wait()``, ``result()``, ``cancel()``; it displays itself."""
+class Job(Displayable):
+    """A submitted job. ``status()``, ``wait()``, ``result()``, ``cancel()``; it displays itself (its status
+    read when shown: ``text()``, ``html()``)."""
 
     def __init__(self, spec: JobSpec, registry: Optional[Registry] = None) -> None:
         self.spec = spec
@@ -117,14 +119,21 @@ class Job:
         """Run a failed or cancelled job again: only the shards it has not finished are sent."""
         return self._target().resume_job(self.spec)
 
-    def __repr__(self) -> str:
+    def text(self) -> str:
+        """Its status now, as text (a repr must not raise: an unreadable status says why)."""
         try:
             return self.status().text()
-        except Exception as exc:  # a repr must not raise
-            return f"Job({self.id!r}, deployment={self.deployment!r}: status unknown: {exc})"
+        except Exception as exc:
+            return f"job {self.id} ({self.deployment}): status unknown: {type(exc).__name__}: {exc}"
 
-    def _repr_html_(self) -> str:
-        return self.status()._repr_html_()
+    def html(self) -> str:
+        try:
+            return self.status().html()
+        except Exception:
+            return super().html()
+
+    def __repr__(self) -> str:
+        return self.text()
 
 
 # -- submit ------------------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from .display import Displayable
 from .errors import UserInputError
 from .files import read_json, write_json_atomic
 from .paths import nimbus_home, private_dir
@@ -110,8 +111,9 @@ class JobSpec:
 
 
 @dataclass(frozen=True)
-class JobStatus:
-    """How far a job got, read now. ``state`` is one of ``STATES``."""
+class JobStatus(Displayable):
+    """How far a job got, read now. ``state`` is one of ``STATES``. It displays itself: ``text()`` (terminals,
+    nbconvert, ``nimbus job``), ``html()`` (a notebook: a progress bar and a table)."""
 
     id: str
     state: str
@@ -167,13 +169,11 @@ class JobStatus:
             lines.append(f"  failed: {where}: {failure.get('error') or failure.get('reason')}")
         return "\n".join(lines)
 
-    def __str__(self) -> str:
-        return self.text()
+    def to_json(self) -> Dict[str, Any]:
+        """What ``nimbus job --json`` prints: every field, and ``done``."""
+        return {**asdict(self), "done": self.done}
 
-    def _repr_pretty_(self, printer: Any, cycle: bool) -> None:
-        printer.text(self.text())
-
-    def _repr_html_(self) -> str:
+    def html(self) -> str:
         fraction = (self.rows_done / self.rows_total) if self.rows_total else (1.0 if self.state == SUCCEEDED else 0.0)
         colour = {SUCCEEDED: "#2e7d32", FAILED: "#c62828", CANCELLED: "#757575"}.get(self.state, "#1565c0")
         rows = [("deployment", f"{self.deployment} v{self.version} ({self.target})"), ("rows", self.progress),

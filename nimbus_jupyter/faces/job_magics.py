@@ -1,9 +1,10 @@
 """``%nimbus_jobs`` and ``%nimbus_job ID [--cancel]``: the detached jobs of ``nimbus_jupyter.submit``.
 
 A Magics class of its own (registered beside ``NimbusMagics`` by ``load_ipython_extension``), thin over
-``api.jobs``. ``%nimbus_job ID`` shows a live status in a notebook (an ipywidgets HTML the job's
-``_repr_html_`` fills, refreshed until the job ends or the cell is interrupted) and the status text
-where there is no widget front end (a terminal, nbconvert).
+``api.jobs``. ``%nimbus_job ID`` shows a live status where a kernel carries widgets (``ui.live.can_show_widgets``,
+the helper every magic uses, and ``%config NimbusMagics.widgets``): an ipywidgets HTML that the status's
+``html()`` fills, refreshed until the job ends or the cell is interrupted, whose display keeps the status's
+text as its twin (nbclient, saved notebooks). Elsewhere (a terminal IPython, a script) the status's text.
 """
 from __future__ import annotations
 
@@ -25,9 +26,12 @@ def _usage(exc: UserInputError) -> UsageError:
 
 
 def live_widgets(shell: Any) -> bool:
-    """Is there a front end that renders widgets (a notebook kernel, not a terminal or nbconvert's --no-widgets)?"""
-    kernel = getattr(shell, "kernel", None)
-    return kernel is not None and type(shell).__name__ == "ZMQInteractiveShell"
+    """Widgets where the shell can carry them (``can_show_widgets``) unless ``%config NimbusMagics.widgets = False``."""
+    from .ui.live import can_show_widgets
+
+    manager = getattr(shell, "magics_manager", None)
+    nimbus = getattr(manager, "registry", {}).get("NimbusMagics") if manager is not None else None
+    return bool(getattr(nimbus, "widgets", True)) and can_show_widgets(shell)
 
 
 @magics_class
@@ -44,20 +48,16 @@ class JobMagics(Magics):
     @argument("id", help="the job's id (from submit, or %%nimbus_jobs)")
     @argument("--cancel", action="store_true", help="stop the job; its finished shards stay in the output")
     def nimbus_job(self, line: str) -> Any:
-        """A job's live status (a widget in a notebook, text elsewhere); ``--cancel`` stops it."""
+        """A job's status, live while it runs where a kernel carries widgets; else the ``JobStatus`` (which
+        displays itself: text, or HTML in a notebook). ``--cancel`` stops it and gives the status."""
         args = parse_argstring(self.nimbus_job, line)
         try:
             job = api_jobs.get_job(args.id)
-            if args.cancel:
-                status = job.cancel()
-                print(status.text())
-                return None
-            status = job.status()
+            status = job.cancel() if args.cancel else job.status()
         except UserInputError as exc:
             raise _usage(exc)
-        if not live_widgets(self.shell) or status.done:
-            print(status.text())
-            return None
+        if args.cancel or status.done or not live_widgets(self.shell):
+            return status
         self._live(job)
         return None
 
@@ -65,17 +65,21 @@ class JobMagics(Magics):
         import ipywidgets as widgets
         from IPython.display import display
 
-        view = widgets.HTML(job._repr_html_())
-        display(view)
+        from .ui.live import widget_bundle
+
+        status = job.status()
+        view = widgets.HTML(status.html())
+        handle = display(widget_bundle(view, status.text(), status.html()), raw=True, display_id=True)
         try:
-            while True:
-                status = job.status()
-                view.value = status._repr_html_()
-                if status.done:
-                    break
+            while not status.done:
                 time.sleep(REFRESH_SECONDS)
+                status = job.status()
+                view.value = status.html()
         except KeyboardInterrupt:
             pass  # the view stops following; the job goes on
+        finally:
+            if handle is not None:  # the text twin says where it got to
+                handle.update(widget_bundle(view, status.text(), status.html()), raw=True)
 
 
 def submit_cell(args: Any, texts: Any, shell: Any) -> Any:

@@ -6,7 +6,7 @@ asked for (``app.LAZY_COMMANDS``). Another module adds commands the same way and
 """
 from __future__ import annotations
 
-from . import batch, deploy, operate  # noqa: F401  (they register their commands on cli)
+from . import batch, deploy, jobs, operate  # noqa: F401  (they register their commands on cli)
 from .app import FAILED, OK, USAGE, Failed, cli, emit, json_option, main, note
 
 __all__ = ["FAILED", "OK", "USAGE", "Failed", "cli", "emit", "json_option", "main", "note"]

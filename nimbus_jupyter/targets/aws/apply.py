@@ -48,18 +48,30 @@ def apply(registry: Registry, plan: Plan, progress: Progress, target_name: str) 
         def report(done: int, total: int, detail: str) -> None:
             progress.emit(ProgressEvent("deploy", done, total, detail))
 
-        watcher = StackWatcher(client, stack_name, int(plan.data["resources"]), report)
-        try:
-            with watcher:
-                cdk_cli.deploy(str(facts.cli), plan.path("assembly"), stack_name, plan.path("outputs"), env,
-                               lambda line: _cli_line(progress, line))
-        except DeployFailed as exc:
-            raise _failed(exc, watcher.failure_reason(), stack_name, existed, client)
+        if not plan.data.get("keep_stack"):  # kept: only the jobs stack is new (--jobs on an unchanged deployment)
+            watcher = StackWatcher(client, stack_name, int(plan.data["resources"]), report)
+            try:
+                with watcher:
+                    cdk_cli.deploy(str(facts.cli), plan.path("assembly"), stack_name, plan.path("outputs"), env,
+                                   lambda line: _cli_line(progress, line))
+            except DeployFailed as exc:
+                raise _failed(exc, watcher.failure_reason(), stack_name, existed, client)
         stack = client.stack(stack_name)
         if stack is None or stack.status not in READY_STATES:
             raise _failed(DeployFailed("the stack is not complete", "", where="deploy"),
                           stack.reason if stack else "it is missing", stack_name, existed, client)
         stage.detail = f"{stack.name} {stack.status}"
+        if plan.data.get("create_jobs"):
+            from .jobs_deploy import create_jobs_stack
+
+            try:
+                create_jobs_stack(client, registry, plan.name, stack.outputs.get("FunctionName", ""), str(facts.region),
+                                  str(facts.account or ""), progress)
+                stage.detail += " + jobs stack"
+            except DeployFailed as exc:  # the deployment serves all the same; the first submit tries again
+                progress.message(f"{exc.what}; the deployment is made, and the first job will try the jobs stack again")
+    if plan.data.get("keep_stack") and plan.current is not None:
+        return plan.current  # its stack is as it was: the record serves on
     return _record(registry, plan, stack, client, facts, target_name, progress)
 
 

@@ -79,14 +79,14 @@ class AwsJobs:
             shard_rows = spec.shard_rows or DEFAULT_SHARD_ROWS
             items, rows, grants_in = self._plan_source(client, spec, region, shard_rows)
             out_bucket, out_prefix, grants_out = self._plan_output(client, spec, region, staging, overwrite)
-            concurrency, bound = self._concurrency(client, state.function_base, spec.concurrency, len(items) or 1)
+            shards = len(items) if items else max(1, math.ceil((rows or 0) / shard_rows))  # a local source: its shards
+            concurrency, bound = self._concurrency(client, state.function_base, spec.concurrency, shards)
             ms, measured = self._ms_per_text(client, function, pinned)
         except (ClientError, BotoCoreError) as exc:
             raise UserInputError(f"AWS refused a check of the job: {exc}",
                                  "check your credentials and their permissions (s3, lambda, states) in "
                                  f"{region}; nothing was started")
         memory, arch = int(function.get("MemorySize") or 2048), (function.get("Architectures") or ["x86_64"])[0]
-        shards = len(items) if items else max(1, math.ceil((rows or 0) / shard_rows))
         cost = job_cost(rows or 0, shards, ms, memory, arch, measured, staged_input=spec.source.kind != "s3")
         output = f"s3://{out_bucket or '<staging bucket>'}/{out_prefix}"
         lines = [f"job {spec.id}: {spec.source.describe()} -> {output}",
@@ -103,7 +103,7 @@ class AwsJobs:
                 "pinned": pinned, "items": items, "rows": rows, "concurrency": concurrency, "cost": cost.to_json(),
                 "output_bucket": out_bucket, "output_prefix": out_prefix, "overwrite": overwrite,
                 "grants_in": [g.__dict__ for g in grants_in], "grants_out": [g.__dict__ for g in grants_out],
-                "arch": arch, "memory": memory}
+                "arch": arch, "memory": memory, "python": _runtime_python(function)}
         spec = spec.evolve(shard_rows=shard_rows, rows_total=spec.rows_total if spec.rows_total is not None else
                            (rows if spec.source.kind != "s3" else None), version_ref=pinned, output=output,
                            estimate=cost.to_json(), concurrency=concurrency)
@@ -232,7 +232,7 @@ class AwsJobs:
         if data.get("overwrite"):
             for o in s3.list_objects_v2(Bucket=out_bucket, Prefix=out_prefix).get("Contents", []):
                 s3.delete_object(Bucket=out_bucket, Key=o["Key"])
-        pyarrow = upload_pyarrow(client, staging, data.get("arch", "x86_64"))
+        pyarrow = upload_pyarrow(client, staging, data.get("arch", "x86_64"), data.get("python") or "")
         items = data["items"] or self._stage_input(s3, staging, spec)
         shard_list = f"{JOBS_PREFIX}{spec.id}/shards.json"
         s3.put_object(Bucket=staging, Key=shard_list, Body=json.dumps(items).encode())
@@ -446,14 +446,23 @@ def synth_jobs_template(spec: JobsStackSpec) -> Dict[str, Any]:
         return json.loads(out.read_text())
 
 
-def upload_pyarrow(client: AwsClient, bucket: str, arch: str) -> Dict[str, str]:
-    """The trimmed pyarrow zip in the staging bucket (uploaded once per build)."""
+def _runtime_python(function: Dict[str, Any]) -> str:
+    """The pinned function's Python minor ("python3.13" -> "3.13"): the pyarrow zip is built for it, not
+    for the kernel (a deploy picks the runtime; see runtime_select)."""
+    runtime = str(function.get("Runtime") or "")
+    return runtime[len("python"):] if runtime.startswith("python") else ""
+
+
+def upload_pyarrow(client: AwsClient, bucket: str, arch: str, python: str = "") -> Dict[str, str]:
+    """The trimmed pyarrow zip for the function's Python and arch in the staging bucket (uploaded once per build)."""
+    import platform
+
     from botocore.exceptions import ClientError
 
     from .jobs_pyarrow import build_pyarrow_zip
-    from .planner import kernel_python
 
-    built = build_pyarrow_zip(kernel_python(), arch, nimbus_cache() / "pyarrow")
+    python = python or ".".join(platform.python_version_tuple()[:2])
+    built = build_pyarrow_zip(python, arch, nimbus_cache() / "pyarrow")
     key = PYARROW_KEY + built.key
     s3 = client.client("s3")
     try:

@@ -79,6 +79,9 @@ OPTIONS = (
                  "(python3.12+, /tmp at most 512 MB)"),
     TargetOption("auth", "choice", AUTH_KEY, f"how callers authenticate: {AUTH_KEY} (an API key, x-api-key) or "
                  f"{AUTH_IAM} (SigV4 with the caller's AWS credentials)", choices=AUTHS),
+    # not a stack option (DEFAULTS): the jobs stack is a stack of its own, made now instead of by the first job
+    TargetOption("jobs", "bool", False, "also create the jobs stack now (Step Functions state machine, its role, a "
+                 "staging bucket for nimbus_jupyter.submit); without it the first job creates it"),
 )
 
 

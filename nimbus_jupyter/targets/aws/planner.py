@@ -29,6 +29,7 @@ from . import cdk_cli
 from .aws_client import AwsClient, StackInfo
 from .checks import ModelSizing, account_concurrency, check_reserved_concurrency, check_snapstart, init_seconds, size_s3_model
 from .cost import estimate, usd
+from .jobs_deploy import jobs_changes
 from .options import stack_options
 from .preflight import PreflightFacts, read_preflight
 from .runtimes import RuntimeChoice
@@ -72,10 +73,13 @@ def plan(request: DeployRequest, target_name: str) -> Plan:
                   f"{live.status}" if live is not None else "none")
     known: Dict[str, Any] = {"preflight": facts.to_json(), "stack": stack_fact, "runtime": _live_runtime(client, live)}
 
+    jobs = jobs_changes(client, name, options)  # --jobs: the jobs stack too
+
     def make(version: int, changes: List[Change], artifacts: Dict[str, str], data: Dict[str, Any],
              notes: List[str]) -> Plan:
-        return Plan(name, target_name, version, changes, bundle, current, options, known, artifacts,
-                    {"stack_name": stack_name, "stack_exists": live is not None, "stack_options": stack_opts, **data},
+        return Plan(name, target_name, version, changes + jobs, bundle, current, options, known, artifacts,
+                    {"stack_name": stack_name, "stack_exists": live is not None, "stack_options": stack_opts,
+                     "keep_stack": not artifacts, "create_jobs": any(c.action == CREATE for c in jobs), **data},
                     notes, staging=request.staging)
 
     if current is not None and live is not None and live.status in READY_STATES and _unchanged(bundle, current, stack_opts):

@@ -4,7 +4,8 @@ It takes the job's lock (or exits: another runner has it), streams the source sh
 each shard with the job's scorer -- the batch client's public function, named in the spec
 (``JobSpec.scorer``, ``nimbus_jupyter.api.batching:batch`` unless a caller chose another with the same
 signature), so retries, splitting, per-row errors and version pinning are the batch client's -- and
-writes each shard's Parquet file atomically, then its progress. A shard whose file exists is done:
+writes each shard's Parquet file atomically, then its progress -- in a writer thread, while the next
+shard is already being scored, so the endpoint does not wait for the writes. A shard whose file exists is done:
 a runner started again (after SIGKILL, a reboot) skips it and sends only the rest.
 
 The job is pinned to the version live at submit: before and after every shard the runner checks the
@@ -19,6 +20,7 @@ import inspect
 import sys
 import time
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
@@ -95,30 +97,51 @@ class Runner:
             self._end(FAILED, f"the runner failed: {type(exc).__name__}: {exc} (see {self.dir / 'runner.log'})")
 
     def _shards(self) -> None:
+        """Score shard after shard while the one before is written (``_keep`` in the writer thread): the
+        server is never idle while a shard's Parquet file is encoded and written (measured: 6-10% of a
+        shard's time here). At most one shard waits to be written, so memory stays at two shards."""
         done: Dict[str, Dict[str, int]] = self.state.setdefault("shards", {})
-        scored_rows, started = 0, time.perf_counter()
-        for number, first, index, texts in shards(self.spec.source, self.spec.shard_rows):
-            key = str(number)
-            if key in done and shard_rows_on_disk(self.output, number) == len(texts):
-                continue
-            if self._cancel_asked():
-                raise Cancelled()
-            self._check_version("before shard %d" % number)
-            frame = self._score(texts)
-            self._check_version("while shard %d ran" % number)
-            self._check_endpoint(frame, number)
-            self.columns = self.columns or list(frame.columns)
-            write_shard(self.output, number, shard_table(frame, index))
-            failed = frame["error"].astype(bool)
-            done[key] = {"rows": len(texts), "failed": int(failed.sum()), "first_row": first}
-            failures = self.state.setdefault("failures", [])
-            for position in [i for i, bad in enumerate(failed.tolist()) if bad][: MAX_FAILURES_KEPT - len(failures)]:
-                failures.append({"shard": number, "index": _plain(index[position]), "error": frame["error"].iloc[position]})
-            self.state["sent"].append(number)
-            scored_rows += len(texts)
-            self.state["rows_per_second"] = round(scored_rows / max(1e-9, time.perf_counter() - started), 1)
-            self._count()
-            self._save()
+        self._scored_rows, self._started = 0, time.perf_counter()
+        writer = ThreadPoolExecutor(1, thread_name_prefix="nimbus-job-writer")
+        writing: Optional[Future] = None
+        try:
+            for number, first, index, texts in shards(self.spec.source, self.spec.shard_rows):
+                key = str(number)
+                if key in done and shard_rows_on_disk(self.output, number) == len(texts):
+                    continue
+                if self._cancel_asked():
+                    raise Cancelled()
+                self._check_version("before shard %d" % number)
+                frame = self._score(texts)
+                self._check_version("while shard %d ran" % number)
+                self._check_endpoint(frame, number)
+                self.columns = self.columns or list(frame.columns)
+                if writing is not None:
+                    writing.result()  # the shard before is on disk (or its error is raised here)
+                writing = writer.submit(self._keep, number, first, index, texts, frame)
+        finally:
+            # a scored shard is kept even when the job stops after it (cancel, a version change);
+            # a write that failed is the job's error
+            try:
+                if writing is not None:
+                    writing.result()
+            finally:
+                writer.shutdown(wait=True)
+
+    def _keep(self, number: int, first: int, index: List[Any], texts: List[Any], frame: Any) -> None:
+        """Write one scored shard atomically, then its progress (the writer thread; the only state writer
+        while shards run)."""
+        write_shard(self.output, number, shard_table(frame, index))
+        failed = frame["error"].astype(bool)
+        self.state["shards"][str(number)] = {"rows": len(texts), "failed": int(failed.sum()), "first_row": first}
+        failures = self.state.setdefault("failures", [])
+        for position in [i for i, bad in enumerate(failed.tolist()) if bad][: max(0, MAX_FAILURES_KEPT - len(failures))]:
+            failures.append({"shard": number, "index": _plain(index[position]), "error": frame["error"].iloc[position]})
+        self.state["sent"].append(number)
+        self._scored_rows += len(texts)
+        self.state["rows_per_second"] = round(self._scored_rows / max(1e-9, time.perf_counter() - self._started), 1)
+        self._count()
+        self._save()
 
     def _score(self, texts: List[Any]) -> Any:
         """The shard through the scorer; empty texts are the rows' own errors and are not sent."""

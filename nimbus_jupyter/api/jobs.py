@@ -248,7 +248,8 @@ def _stage(series: Any, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from ..core.job_data import index_array, write_atomic
+    from ..core.files import write_atomic
+    from ..core.job_data import index_array
 
     texts = [v if isinstance(v, str) else None for v in series.tolist()]
     table = pa.Table.from_arrays([index_array(list(series.index)), pa.array(texts, pa.string())], names=["index", "text"])

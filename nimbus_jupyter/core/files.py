@@ -5,16 +5,17 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Callable, Dict, Optional
 
 
-def write_json_atomic(path: Path, data: Dict[str, Any], mode: int = 0o600) -> None:
-    """Write to a temp file in the same directory, then rename: readers see old or new, never half."""
+def write_atomic(path: Path, write: Callable[[str], Any], mode: int = 0o600) -> None:
+    """``write(tmp_path)`` to a temp file in the same directory, synced, then renamed onto ``path``: readers
+    see the old file or the new one, never half of one, and a failure leaves no temp file behind."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=2)
-            fh.flush()
+        write(tmp)
+        with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
@@ -22,6 +23,11 @@ def write_json_atomic(path: Path, data: Dict[str, Any], mode: int = 0o600) -> No
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def write_json_atomic(path: Path, data: Dict[str, Any], mode: int = 0o600) -> None:
+    """``data`` as indented JSON, by ``write_atomic``."""
+    write_atomic(path, lambda tmp: Path(tmp).write_text(json.dumps(data, indent=2), "utf-8"), mode)
 
 
 def read_json(path: Path) -> Optional[Dict[str, Any]]:

@@ -16,11 +16,11 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
 from .errors import UserInputError
+from .files import write_atomic
 from .jobs import MANIFEST, OWNER, SHARD_PATTERN, JobSource, Manifest, shard_name
 
 KINDS = ("parquet", "csv", "jsonl")
@@ -181,22 +181,6 @@ def index_array(values: List[Any]) -> Any:
 
 def json_columns(columns: Sequence[str]) -> List[str]:
     return [c for c in columns if c not in NATIVE_COLUMNS]
-
-
-def write_atomic(path: Path, write: Any) -> None:
-    """``write(tmp_path)`` then rename onto ``path``: a file at ``path`` is always whole."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def write_shard(output: Path, number: int, table: Any) -> Path:

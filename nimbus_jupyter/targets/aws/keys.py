@@ -16,13 +16,12 @@ instead of the stack's, and destroy deletes it after the stack.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Callable, List
 
 from ...core.errors import DeployFailed, UserInputError
+from ...core.files import write_atomic
 from ...core.operate import KeyRotation
 from ...core.records import DeploymentRecord, now_iso
 from .apply import wait_until_key_works
@@ -102,14 +101,5 @@ def rotate(client: AwsClient, record: DeploymentRecord, save: Callable[[Deployme
 def replace_secret(path: Path, value: str) -> Path:
     """Write ``value`` to ``path`` (0600) by a rename: a client reading the key file meanwhile gets the old
     key or the new one, never an empty file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(value)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, lambda tmp: Path(tmp).write_text(value, "utf-8"))
     return path

@@ -73,7 +73,10 @@ def memory(home: Path, name: str) -> Dict[str, Any]:
     out: Dict[str, Any] = {"rss": 0, "pss": 0, "uss": 0, "by_role": {}}
     for role, pids in serving_pids(home, name).items():
         for pid in pids:
-            info = psutil.Process(pid).memory_full_info()
+            try:
+                info = psutil.Process(pid).memory_full_info()
+            except psutil.NoSuchProcess:  # listed in status.json a moment ago, gone now (a replaced worker)
+                continue
             out["rss"] += info.rss
             out["pss"] += info.pss
             out["uss"] += info.uss

@@ -19,10 +19,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
+from _checkout import checkout  # bench/ is on sys.path: the script's folder
 from typing import Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
@@ -58,13 +58,6 @@ def one(tree: Path) -> None:
         shutil.rmtree(b.HOME, ignore_errors=True)
 
 
-def _checkout(ref: str, into: Path) -> str:
-    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
-    into.mkdir(parents=True)
-    with tarfile.open(fileobj=__import__("io").BytesIO(archive)) as tar:
-        tar.extractall(into)
-    return sha
 
 
 def main() -> int:
@@ -83,7 +76,7 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     try:
         trees = {ref: work / f"tree{i}" for i, ref in enumerate(args.refs)}
-        shas = {ref: _checkout(ref, tree) for ref, tree in trees.items()}
+        shas = {ref: checkout(ref, tree) for ref, tree in trees.items()}
         runs: Dict[str, List[dict]] = {ref: [] for ref in args.refs}
         for round_ in range(args.rounds):
             for ref, tree in trees.items():

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from _checkout import checkout  # bench/ is on sys.path: the script's folder
 from typing import Any, Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,16 +99,6 @@ def one(tree: Path) -> Dict[str, Any]:
     return out
 
 
-def _checkout(ref: str, into: Path) -> str:
-    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
-    into.mkdir(parents=True)
-    import io
-    import tarfile
-
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into)
-    return sha
 
 
 def _summary(runs: List[Dict[str, Any]]) -> Dict[str, float]:
@@ -149,7 +140,7 @@ def main() -> int:
     load_before, loads = os.getloadavg()[0], []
     try:
         trees = {ref: work / f"tree{i}" for i, ref in enumerate(args.refs)}
-        shas = {ref: _checkout(ref, tree) for ref, tree in trees.items()}
+        shas = {ref: checkout(ref, tree) for ref, tree in trees.items()}
         runs: Dict[str, List[dict]] = {ref: [] for ref in args.refs}
         for round_ in range(args.rounds):
             for ref, tree in trees.items():

@@ -19,7 +19,6 @@ bench/RESULTS.md. Never a test: the figures depend on the machine and what else 
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -27,11 +26,11 @@ import signal
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from pathlib import Path
+from _checkout import checkout  # bench/ is on sys.path: the script's folder
 from typing import Any, Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
@@ -204,13 +203,6 @@ def one(tree: Path, rows: int) -> Dict[str, Any]:
     return out
 
 
-def _checkout(ref: str, into: Path) -> str:
-    sha = subprocess.run(["git", "rev-parse", "--short", ref], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-    archive = subprocess.run(["git", "archive", ref], cwd=REPO, capture_output=True, check=True).stdout
-    into.mkdir(parents=True)
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(into)
-    return sha
 
 
 def main() -> int:
@@ -230,7 +222,7 @@ def main() -> int:
     results: Dict[str, Dict[str, Any]] = {}
     try:
         trees = {ref: work / f"tree{i}" for i, ref in enumerate(args.refs)}
-        shas = {ref: _checkout(ref, tree) for ref, tree in trees.items()}
+        shas = {ref: checkout(ref, tree) for ref, tree in trees.items()}
         for ref, tree in trees.items():  # one after the other: each measures its own start-ups alone
             env = {**os.environ, "PYTHONPATH": str(tree)}
             done = subprocess.run([sys.executable, str(Path(__file__).resolve()), "x", "x", "--one", str(tree),

@@ -2,6 +2,7 @@
 each target's ``live_status`` (and, for targets that can discover them, deployments made elsewhere)."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, List, Optional
 
 from filelock import Timeout
@@ -15,6 +16,7 @@ from ..targets.registry import catalog, get_target
 from .deployment import Deployment
 
 STARTING, ORPHAN = "starting", "orphan"  # record states: written before a deploy starts anything; no record at all
+PROBES_AT_ONCE = 8  # live statuses probed side by side: a list of ten dead servers takes one probe's timeout, not ten
 
 
 def acquire(registry: Registry, name: str, timeout: float, busy: str, todo: str) -> Any:
@@ -80,7 +82,10 @@ def list_deployments(registry: Optional[Registry] = None, remote: bool = True) -
     also those the targets that can discover them find elsewhere (AWS: Nimbus stacks in the default
     account/region that this machine did not deploy)."""
     registry = registry or Registry()
-    found = [_live(record, registry) for record in registry.all()]
+    records = registry.all()
+    catalog()  # loaded (and any plugin warning given) here, not in a probe thread
+    with ThreadPoolExecutor(max_workers=max(1, min(PROBES_AT_ONCE, len(records))), thread_name_prefix="nimbus-probe") as pool:
+        found = list(pool.map(lambda record: _live(record, registry), records))  # the registry's order kept
     for target in _recoverers(registry):  # servers and files nobody has a record of: shown as orphans
         known = {d.name for d in found}
         found += [Deployment.from_record(d.record, d.status, registry) for d in target.orphans(known)]

@@ -15,6 +15,7 @@ never imports one.
 from __future__ import annotations
 
 import sys
+import threading
 import warnings
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -70,20 +71,22 @@ class Catalog:
 
 
 _cache: Dict[str, Any] = {}
+_cache_lock = threading.RLock()
 
 
 def catalog() -> Catalog:
     """Every target, loaded and checked (again whenever ``sys.path`` or the registrations change; each
     load warns once per target that could not be loaded)."""
-    in_process = {k: v for k, v in catalogue.REGISTRY.items() if k[:1] == (GROUP,)}
-    key = (tuple(sys.path), tuple(sorted((k[-1], id(v)) for k, v in in_process.items())))
-    if _cache.get("key") != key:
-        loaded = _load(in_process)
-        loaded.generation = _cache.get("generation", 0) + 1
-        _cache["key"], _cache["catalog"], _cache["generation"] = key, loaded, loaded.generation
-        for problem in loaded.problems.values():  # once per load, not on every look
-            warnings.warn(problem.text(), TargetPluginWarning, stacklevel=3)
-    return _cache["catalog"]
+    with _cache_lock:  # statuses are probed from several threads at once: one load, one warning
+        in_process = {k: v for k, v in catalogue.REGISTRY.items() if k[:1] == (GROUP,)}
+        key = (tuple(sys.path), tuple(sorted((k[-1], id(v)) for k, v in in_process.items())))
+        if _cache.get("key") != key:
+            loaded = _load(in_process)
+            loaded.generation = _cache.get("generation", 0) + 1
+            _cache["key"], _cache["catalog"], _cache["generation"] = key, loaded, loaded.generation
+            for problem in loaded.problems.values():  # once per load, not on every look
+                warnings.warn(problem.text(), TargetPluginWarning, stacklevel=3)
+        return _cache["catalog"]
 
 
 def _load(in_process: Mapping[Tuple[str, ...], Any]) -> Catalog:

@@ -8,7 +8,8 @@ moto's Step Functions. The shard function itself runs under the Lambda harness: 
 What moto (5.2) cannot do here: run Lambda code (its invoke needs Docker), so no execution goes through
 the map: an execution stays RUNNING with no map run (ListMapRuns answers none, so progress and cost so far
 come from the result shards in the output prefix, the fallback the target has for that) until it is
-stopped; it has no RedriveExecution, so ``resume`` is not tested; and the batch client's pre-flight (two
+stopped; it has no RedriveExecution, so ``resume`` is tested only on a running execution
+(nothing to resume, Step Functions not asked) (an aborted one's redrive is AWS's own call); and the batch client's pre-flight (two
 invokes) is answered in the submit test by a stand-in of the endpoint's fields.
 """
 from __future__ import annotations
@@ -142,6 +143,7 @@ def test_moto_step_functions_take_the_definition_and_report_status_cancel_and_co
     status = target.job_status(spec)
     assert status.state == "running" and status.shards_done == 2 and status.rows_done == 200
     assert status.cost_usd == pytest.approx(0.005)
+    assert target.resume_job(spec).state == "running"  # nothing to resume: moto has no redrive, so it was not asked
     status = target.cancel_job(spec)
     assert status.state == CANCELLED and "ABORTED" in status.detail
     assert sfn.describe_execution(executionArn=execution)["status"] == "ABORTED"

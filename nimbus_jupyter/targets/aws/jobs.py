@@ -335,8 +335,20 @@ class AwsJobs:
 
     def resume_job(self, spec: JobSpec) -> JobStatus:
         """Step Functions' own redrive: the failed or aborted execution runs again, its map only the items
-        that did not succeed."""
-        self._job_client(spec).client("stepfunctions").redrive_execution(executionArn=spec.target_data["execution_arn"])
+        that did not succeed. A running or succeeded execution has nothing to resume: its status is the answer,
+        as on the local target, and Step Functions is not asked."""
+        from botocore.exceptions import ClientError
+
+        sfn = self._job_client(spec).client("stepfunctions")
+        arn = spec.target_data["execution_arn"]
+        if EXECUTION_STATES.get(sfn.describe_execution(executionArn=arn)["status"], RUNNING) in (RUNNING, SUCCEEDED):
+            return self.job_status(spec)
+        try:
+            sfn.redrive_execution(executionArn=arn)
+        except ClientError as exc:  # e.g. ExecutionNotRedrivable: more than 14 days old, or its map cannot run again
+            error = exc.response.get("Error", {})
+            raise UserInputError(f"AWS Step Functions would not resume job {spec.id}: {error.get('Code')}: {error.get('Message')}",
+                                 f"submit it again (nimbus_jupyter.submit) with the same source and a new output") from None
         return self.job_status(spec)
 
     def job_result(self, spec: JobSpec) -> JobResult:

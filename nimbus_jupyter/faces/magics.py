@@ -17,6 +17,7 @@ the set of targets changes, so a target installed as a plugin gets its flags her
 """
 from __future__ import annotations
 
+import os
 import shlex
 from collections.abc import Generator, Iterable
 from typing import Any, Dict, List, Optional, Tuple
@@ -34,8 +35,8 @@ from ..core.bundle import require_pipeline
 from ..core.errors import UserInputError
 from ..core.plan import Plan
 from ..endpoint.transport import VIAS
-from ..targets.base import TargetOption
-from ..targets.registry import DEFAULT_TARGET, catalog
+from ..targets.base import TargetOption, Warmable
+from ..targets.registry import DEFAULT_TARGET, catalog, get_target
 from . import notebook
 
 # Settings of %config NimbusMagics that fill a target's option of the same name when the line has none.
@@ -137,6 +138,9 @@ class NimbusMagics(Magics):
                       "when the line gives none").tag(config=True)
     widgets = Bool(True, help="live widgets (deploy progress, Reveal, status Refresh) where a kernel carries them; "
                    "False: text everywhere").tag(config=True)
+    prewarm = Bool(True, help="when the magics load, start the default target's slow part in the background (local: "
+                   "a process with spaCy imported, so the first deploy is ready in under a second; it exits after "
+                   "10 idle minutes). Also off with NIMBUS_PREWARM=0").tag(config=True)
 
     @line_magic
     @_with_target_options
@@ -395,4 +399,20 @@ def load(ipython: Any) -> NimbusMagics:
     ipython.register_magics(magics)
     ipython.configurables[:] = [c for c in ipython.configurables if not isinstance(c, NimbusMagics)] + [magics]
     status_view.install(ipython, lambda: magics.widgets)
+    if magics.prewarm and os.environ.get("NIMBUS_PREWARM", "1") != "0":
+        warm_target(magics.default_target)
     return magics
+
+
+def warm_target(name: str) -> None:
+    """Ask target ``name`` to start what its first deploy waits for (the Warmable capability); a target
+    that cannot, or fails to load, is left alone: loading the magics never fails for it."""
+    try:
+        target = get_target(name)
+    except Exception:
+        return
+    if isinstance(target, Warmable):
+        try:
+            target.warm()
+        except Exception:
+            pass

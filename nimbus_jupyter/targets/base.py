@@ -221,6 +221,16 @@ class Recoverable(Protocol):
         """The record of the orphan ``name`` (for ``destroy``), or None when there is none."""
 
 
+@runtime_checkable
+class Warmable(Protocol):
+    """A target that can start, in the background, what its first deploy would otherwise wait for (the
+    local target: its base zygote with spaCy imported). Asked when a deploy begins and when the magics
+    load; it returns at once and never fails. Not a capability the faces offer (not in ``CAPABILITIES``)."""
+
+    def warm(self) -> None:
+        """Start the slow part in the background, unless it is running already."""
+
+
 @dataclass(frozen=True)
 class JobPlan:
     """What a submit would do, decided before anything runs: the spec (output settled, shards counted

@@ -18,7 +18,7 @@ from ...endpoint.transport import Transport
 from ..base import DeployRequest, TargetOption, http_endpoint, read_key
 from . import orphans, requestlog, versions
 from .files import DeploymentFiles, write_json_atomic
-from .hosts import stop_zygotes
+from .hosts import stop_zygotes, warm_base_zygote
 from .jobs import LocalJobs
 from .process import probe, start_server, stop_server, switch_version
 from .state import LocalState
@@ -62,6 +62,11 @@ class LocalTarget(LocalJobs):  # LocalJobs: the Jobs capability (detached runner
 
     def files(self, name: str) -> DeploymentFiles:
         return DeploymentFiles(self.registry.deployment_dir(name))
+
+    def warm(self) -> None:
+        """The base zygote (spaCy and the runtime imported, ~1 s) started now, so a deploy's start stage
+        forks from it instead of waiting for the import (the Warmable capability)."""
+        warm_base_zygote(self.registry.home)
 
     # -- plan: reads only --------------------------------------------------------------------------
     def plan(self, request: DeployRequest) -> Plan:

@@ -126,8 +126,29 @@ def preload() -> None:
     gc.freeze()  # what is loaded now stays out of the collector's passes: fewer pages copied after fork
 
 
+_start_lock: Optional[int] = None  # held for the base zygote's life; closed in every child it forks
+
+
+def _only_one(path: str) -> bool:
+    """Take ``path``.lock (flock, released by the kernel when this process dies): one base zygote per
+    socket path, however many launchers race (a warm-up and a server's first deploy, two servers)."""
+    global _start_lock
+    import fcntl
+
+    fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _start_lock = fd
+    return True
+
+
 def base_main(path: str) -> int:
     """Serve version-host requests on the Unix socket ``path`` until idle (see the module docstring)."""
+    if not _only_one(path):
+        return 0  # another base zygote of this environment is starting or serving: it answers on ``path``
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -223,6 +244,8 @@ def _base_command(request: Dict[str, Any], fds: List[int], listener: socket.sock
     if pid == 0:  # the version host
         try:
             _child_signals()
+            if _start_lock is not None:
+                os.close(_start_lock)  # a host outliving the zygote must not keep the next one from starting
             selector.close()  # the child's reference to the epoll instance only
             listener.close()
             for conn in conns:
@@ -325,7 +348,36 @@ def worker_main(fd: int, loaded: Any) -> int:
     return serve(inp, out, loaded)
 
 
+def warm(home: str) -> int:
+    """``--warm HOME``: start HOME's base zygote for this environment unless one answers, detached, its
+    output in its log. Run as ``python -m`` like a server is, so the socket path (the environment's
+    fingerprint) is the one a server of this environment will look for."""
+    from pathlib import Path
+
+    from .hosts import run_dir, zygote_path
+
+    path = zygote_path(run_dir(Path(home)))
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        probe.connect(str(path))
+        return 0  # already serving
+    except OSError:
+        pass
+    finally:
+        probe.close()
+    if os.fork():
+        os._exit(0)
+    os.setsid()
+    log = os.open(str(path.with_suffix(".log")), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    return base_main(str(path))
+
+
 def main(argv: List[str]) -> int:
+    if argv and argv[0] == "--warm":
+        return warm(argv[1])
     if argv and argv[0] == "--daemon":  # detach: the launcher exits at once, the zygote lives on its own
         argv = argv[1:]
         if os.fork():

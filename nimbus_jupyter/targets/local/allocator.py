@@ -22,8 +22,12 @@ TRIM_THRESHOLD = 128 << 20  # free memory at the heap's top kept before it is ha
 TOP_PAD = 16 << 20  # grow the heap in steps of this much, not page by page
 
 
+USER_SETTINGS = ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
+
+
 def user_configured() -> bool:
-    return any(k == "GLIBC_TUNABLES" or (k.startswith("MALLOC_") and k.endswith("_")) for k in os.environ)
+    """The user tuned glibc malloc themselves (environment read by glibc at start-up): theirs wins."""
+    return "glibc.malloc." in os.environ.get("GLIBC_TUNABLES", "") or any(k in os.environ for k in USER_SETTINGS)
 
 
 def keep_freed_memory() -> bool:

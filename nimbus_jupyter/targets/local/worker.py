@@ -13,7 +13,10 @@ from typing import Any, BinaryIO
 
 
 def main(bundle_dir: str) -> int:
+    from .allocator import keep_freed_memory
     from .framing import encode
+
+    keep_freed_memory()
 
     out = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # print() in user components must not corrupt the frame stream

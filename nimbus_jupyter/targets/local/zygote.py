@@ -39,7 +39,7 @@ _MAX_MESSAGE = 1 << 20
 BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 PRELOAD = ("spacy", "spacy.language", "spacy.pipeline", "spacy.lang.en", "thinc.api", "numpy",
            "nimbus_jupyter.runtime.handler", "nimbus_jupyter.runtime.fields", "nimbus_jupyter.runtime.contract",
-           "nimbus_jupyter.targets.local.worker")
+           "nimbus_jupyter.targets.local.worker", "nimbus_jupyter.targets.local.allocator", "ctypes")
 
 
 # -- messages ----------------------------------------------------------------------------------------
@@ -333,6 +333,9 @@ def worker_main(fd: int, loaded: Any) -> int:
     """A forked worker: fresh random state, then the same loop as a spawned worker, on its socket."""
     import random
 
+    from .allocator import keep_freed_memory
+
+    keep_freed_memory()  # after the fork: the host and the zygote keep glibc's defaults
     random.seed()  # CPython reseeds at fork too; numpy does not: every worker would draw the same numbers
     try:
         import numpy

@@ -30,6 +30,8 @@ class Chunk:
     complete: bool = True  # False when a row failed for a reason a re-run may not meet again
     answered: int = 0  # rows the endpoint answered (a result or the row's own error); the rest were not sent
     version: str = ""  # the version that scored it
+    answers: List[str] = field(default_factory=list)  # the JSON of its answers whose rows are all results, in row order
+    answer_rows: int = 0  # rows those answers hold: all of the chunk's, or the checkpoint encodes its outcomes
 
 
 @dataclass
@@ -155,6 +157,9 @@ class Runner:
             rows = [_row(r) for r in outcome.results]
             if any("error" in o for o in rows):
                 chunk.complete = False  # a pipeline exception may not happen again: re-run it on resume
+            elif outcome.text:
+                chunk.answers.append(outcome.text)  # saved as it came: no second encoding of the rows
+                chunk.answer_rows += len(rows)
             return rows
         if outcome.kind in (MOVED, UNAVAILABLE, DOWN):
             self._halt(outcome)

@@ -212,8 +212,9 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
         for chunk in runner.run(pending):
             columns.place(chunk.positions, chunk.outcomes, chunk.version)
             if chunk.complete and store:
-                store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version)
-            chunk.outcomes, chunk.texts, chunk.positions = [], [], []  # placed: the columns hold them now
+                answers = chunk.answers if chunk.answer_rows == len(chunk.positions) else None
+                store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version, answers=answers)
+            chunk.outcomes, chunk.texts, chunk.positions, chunk.answers = [], [], [], []  # placed: the columns hold them now
             if bar and chunk.answered:
                 bar.update(chunk.answered)  # rows never sent do not move it: it stops where the batch stopped
                 bar.set_postfix(retries=runner.retries, refresh=False)

@@ -125,8 +125,10 @@ class Runner:
                     running[self._pool.submit(self._score, waiting)] = waiting
                 yield chunk
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: bool = False) -> None:
+        """Stop the threads and close the client. ``wait`` (every chunk done): until the threads have exited,
+        so their stacks (about 0.1 GB for 1,000) are given back before the DataFrame is built."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
         self.client.close()
 
     # -- one chunk -----------------------------------------------------------------------------------

@@ -194,6 +194,7 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     started = time.perf_counter()
     runner = Runner(client, fields, concurrency, timing, deadline)
     reused = 0
+    finished = False
     bar = _progress_bar(len(values), live.name) if progress else None
     try:
         pending: List[Chunk] = []
@@ -218,10 +219,11 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
             if bar and chunk.answered:
                 bar.update(chunk.answered)  # rows never sent do not move it: it stops where the batch stopped
                 bar.set_postfix(retries=runner.retries, refresh=False)
+        finished = True
     except KeyboardInterrupt:
         raise _interrupted(live.name, columns, store, resume_note) from None
     finally:
-        runner.close()
+        runner.close(wait=finished)
         if store:
             store.save_timing(key_hash, timing.seconds_per_text)
             store.close()

@@ -30,6 +30,8 @@ class Chunk:
     complete: bool = True  # False when a row failed for a reason a re-run may not meet again
     answered: int = 0  # rows the endpoint answered (a result or the row's own error); the rest were not sent
     version: str = ""  # the version that scored it
+    answers: List[str] = field(default_factory=list)  # the JSON of its answers whose rows are all results, in row order
+    answer_rows: int = 0  # rows those answers hold: all of the chunk's, or the checkpoint encodes its outcomes
 
 
 @dataclass
@@ -123,8 +125,10 @@ class Runner:
                     running[self._pool.submit(self._score, waiting)] = waiting
                 yield chunk
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def close(self, wait: bool = False) -> None:
+        """Stop the threads and close the client. ``wait`` (every chunk done): until the threads have exited,
+        so their stacks (about 0.1 GB for 1,000) are given back before the DataFrame is built."""
+        self._pool.shutdown(wait=wait, cancel_futures=True)
         self.client.close()
 
     # -- one chunk -----------------------------------------------------------------------------------
@@ -155,6 +159,9 @@ class Runner:
             rows = [_row(r) for r in outcome.results]
             if any("error" in o for o in rows):
                 chunk.complete = False  # a pipeline exception may not happen again: re-run it on resume
+            elif outcome.text:
+                chunk.answers.append(outcome.text)  # saved as it came: no second encoding of the rows
+                chunk.answer_rows += len(rows)
             return rows
         if outcome.kind in (MOVED, UNAVAILABLE, DOWN):
             self._halt(outcome)

@@ -194,6 +194,7 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     started = time.perf_counter()
     runner = Runner(client, fields, concurrency, timing, deadline)
     reused = 0
+    finished = False
     bar = _progress_bar(len(values), live.name) if progress else None
     try:
         pending: List[Chunk] = []
@@ -212,15 +213,17 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
         for chunk in runner.run(pending):
             columns.place(chunk.positions, chunk.outcomes, chunk.version)
             if chunk.complete and store:
-                store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version)
-            chunk.outcomes, chunk.texts, chunk.positions = [], [], []  # placed: the columns hold them now
+                answers = chunk.answers if chunk.answer_rows == len(chunk.positions) else None
+                store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version, answers=answers)
+            chunk.outcomes, chunk.texts, chunk.positions, chunk.answers = [], [], [], []  # placed: the columns hold them now
             if bar and chunk.answered:
                 bar.update(chunk.answered)  # rows never sent do not move it: it stops where the batch stopped
                 bar.set_postfix(retries=runner.retries, refresh=False)
+        finished = True
     except KeyboardInterrupt:
         raise _interrupted(live.name, columns, store, resume_note) from None
     finally:
-        runner.close()
+        runner.close(wait=finished)
         if store:
             store.save_timing(key_hash, timing.seconds_per_text)
             store.close()

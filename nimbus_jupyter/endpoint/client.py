@@ -92,6 +92,7 @@ class Outcome:
     timed_out: bool = False  # no answer in time (a read timeout, a 504, Lambda's timeout)
     serving: Optional[Pin] = None  # the version that answered, or that serves instead of the pinned one
     answer: Dict[str, Any] = field(default_factory=dict)  # the whole 200 answer
+    text: str = ""  # that answer's JSON as it came ("" when the transport did not keep it)
 
 
 class EndpointClient:
@@ -225,7 +226,7 @@ class EndpointClient:
                 out.kind = FAILED
                 out.message = f"the endpoint returned {len(results) if isinstance(results, list) else 'no'} results for {texts} texts"
                 return out
-            out.results, out.answer = results, payload
+            out.results, out.answer, out.text = results, payload, reply.text
             return out
         if reply.status == 409 and reply.code == VERSION_CHANGED:
             serving = as_dict(payload.get("serving"))

@@ -197,4 +197,4 @@ def _unwrap(raw: bytes) -> Reply:
         payload = json.loads(body)
     except ValueError:
         payload = {"message": body[:300]}
-    return Reply(status, payload, timed_out=status == 504)
+    return Reply(status, payload, timed_out=status == 504, text=body if status == 200 else "")

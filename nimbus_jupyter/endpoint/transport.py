@@ -54,6 +54,7 @@ class Reply:
     throttled: int = 0  # how many of those were throttles (429 / TooManyRequestsException)
     seconds: float = 0.0  # how long this attempt took
     timed_out: bool = False  # the endpoint answered that its own time limit ran out (a 504, Lambda's timeout)
+    text: str = ""  # the JSON body as it came (200 answers), so a batch saves it without encoding it again
 
     @property
     def message(self) -> str:
@@ -174,7 +175,8 @@ class HttpTransport:
             payload = response.json()
         except ValueError:
             payload = {"message": response.text[:300]}
-        return Reply(response.status_code, payload, seconds=seconds, timed_out=response.status_code == 504)
+        return Reply(response.status_code, payload, seconds=seconds, timed_out=response.status_code == 504,
+                     text=_text(response) if response.status_code == 200 else "")
 
     def close(self) -> None:
         with self._lock:
@@ -197,6 +199,14 @@ class HttpTransport:
             with self._lock:
                 self._sessions.append(session)
         return session
+
+
+def _text(response: requests.Response) -> str:
+    """The body as UTF-8 text ("" when it is not): what ``Reply.text`` keeps."""
+    try:
+        return response.content.decode("utf-8")
+    except UnicodeDecodeError:
+        return ""
 
 
 def _never_connected(exc: requests.ConnectionError) -> bool:

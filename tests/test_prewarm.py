@@ -20,17 +20,8 @@ from nimbus_jupyter.faces.magics import NimbusMagics, load
 from nimbus_jupyter.targets.local.files import DeploymentFiles
 from nimbus_jupyter.targets.local.hosts import _zygote_pid, run_dir, stop_zygotes, warm_base_zygote
 from nimbus_jupyter.targets.local.process import deployment_processes
+from waiting import wait_for
 from pipelines import sleepy_pipeline
-
-
-def wait_for(check, what: str, seconds: float = 60.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def serving(home: Path) -> List[int]:
@@ -64,7 +55,7 @@ def home(tmp_path, monkeypatch):
 def test_loading_the_magics_warms_the_zygote_the_first_deploy_then_forks_from(home, ip, monkeypatch):
     monkeypatch.setenv("NIMBUS_PREWARM", "1")
     load(ip)
-    (warm,) = wait_for(lambda: serving(home), "the warmed zygote to answer")
+    (warm,) = wait_for(lambda: serving(home), "the warmed zygote to answer", 60)
     d = nj.deploy(sleepy_pipeline(0.0), "warmed", workers=2, show=False)
     procs = deployment_processes(DeploymentFiles(Registry().deployment_dir("warmed")))
     assert procs["zygote"] == [warm], "the deploy started its own zygote instead of using the warm one"
@@ -92,7 +83,7 @@ def test_racing_launchers_and_a_deploy_leave_one_zygote(home):
         assert warm_base_zygote(home)
     d = nj.deploy(sleepy_pipeline(0.0), "raced", workers=1, show=False)  # its server's launcher races them too
     assert warm_base_zygote(home)
-    (one,) = wait_for(lambda: serving(home), "a zygote to answer")
+    (one,) = wait_for(lambda: serving(home), "a zygote to answer", 60)
     wait_for(lambda: zygote_processes(home) == [one], "the losing launchers to exit", 30)
     procs = deployment_processes(DeploymentFiles(Registry().deployment_dir("raced")))
     assert procs["zygote"] == [one] and d.predict(["x"], ["cats"])
@@ -101,7 +92,7 @@ def test_racing_launchers_and_a_deploy_leave_one_zygote(home):
 def test_a_warmed_zygote_nobody_uses_exits_by_itself(home, monkeypatch):
     monkeypatch.setenv("NIMBUS_ZYGOTE_IDLE", "2")
     assert warm_base_zygote(home)
-    (pid,) = wait_for(lambda: serving(home), "the warmed zygote to answer")
+    (pid,) = wait_for(lambda: serving(home), "the warmed zygote to answer", 60)
     wait_for(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE,
              "the idle zygote to exit", 30)
     assert serving(home) == []

@@ -19,6 +19,7 @@ import nimbus_jupyter as nj
 from nimbus_jupyter.core.registry import Registry
 from nimbus_jupyter.targets.local.files import DeploymentFiles
 from nimbus_jupyter.targets.local.process import deployment_processes
+from waiting import wait_for
 from pipelines import random_pipeline, sleepy_pipeline, textcat_pipeline, threaded_pipeline
 
 TEXTS = ["great phone, love it", "arrived broken, avoid this laptop", "fine", "the laptop is very good"]
@@ -33,16 +34,6 @@ def predict(d, texts=TEXTS, fields=("cats", "ents")) -> dict:
                       headers={"x-api-key": d.api_key}, timeout=30)
     assert r.status_code == 200, r.text
     return r.json()
-
-
-def wait_for(check, what: str, seconds: float = 30.0):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def socket_fds(pid: int) -> int:

@@ -4,9 +4,6 @@ the deploy uses that very zygote (not a second one), however many launchers race
 per environment, a zygote nobody uses goes away by itself, and prewarm can be turned off."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import List

@@ -46,6 +46,15 @@ def test_an_integer_too_long_for_python_is_a_400(loaded, body):
     assert json.loads(answer["body"])["error"] == "bad_json"
 
 
+@pytest.mark.parametrize("context", [True, 7, "req-1", ["requestId"], None])
+def test_a_request_context_that_is_not_an_object_is_answered_not_a_crash(loaded, context):
+    """Found by bench/fuzz.py (hypothesis): ``requestContext: true`` raised AttributeError in the handler."""
+    event = {"path": "/predict", "httpMethod": "POST", "headers": {"content-type": "application/json"},
+             "body": '{"texts": ["fine"]}', "isBase64Encoded": False, "requestContext": context}
+    answer = runtime.handler(event, None)
+    assert check_handler_answer(event, answer) is None and answer["statusCode"] == 200, answer
+
+
 @pytest.fixture(scope="module")
 def endpoint(nimbus_home, textcat_nlp):
     return nj.deploy(textcat_nlp, "fuzzed", workers=2, show=False)

@@ -282,7 +282,7 @@ def _request_id(event: Dict[str, Any], context: Any) -> str:
     if rid:
         return str(rid)
     ctx = event.get("requestContext") if isinstance(event, dict) else None
-    return str((ctx or {}).get("requestId", "unknown"))
+    return str(ctx.get("requestId", "unknown")) if isinstance(ctx, dict) else "unknown"  # a malformed event's too
 
 
 if os.environ.get("AWS_LAMBDA_FUNCTION_NAME") and os.environ.get(BUNDLE_ENV):

@@ -4,6 +4,7 @@ the deploy uses that very zygote (not a second one), however many launchers race
 per environment, a zygote nobody uses goes away by itself, and prewarm can be turned off."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import List
@@ -99,3 +100,18 @@ def test_a_dry_run_starts_no_zygote(home):
     nj.deploy(sleepy_pipeline(0.0), "dry", show=False, dry_run=True)
     time.sleep(3)
     assert zygote_processes(home) == []
+
+
+def test_loading_the_magics_never_fails_for_a_home_it_cannot_use(ip, monkeypatch):
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="nimbus-home-file-", dir="/tmp")  # short: its run dir is inside it
+    os.close(fd)
+    not_a_dir = Path(name)
+    try:
+        monkeypatch.setenv("NIMBUS_HOME", str(not_a_dir))
+        monkeypatch.setenv("NIMBUS_PREWARM", "1")
+        assert warm_base_zygote(not_a_dir) is False  # its run dir cannot be made: nothing started
+        load(ip)  # no exception: the deploy that needs the zygote is what says what is wrong with the home
+    finally:
+        not_a_dir.unlink()

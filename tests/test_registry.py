@@ -47,3 +47,18 @@ def test_a_failed_edit_writes_nothing(tmp_path):
             deployments.clear()
             raise RuntimeError("interrupted")
     assert [r.name for r in registry.all()] == ["keep"]
+
+
+def test_a_home_that_cannot_be_a_folder_is_a_user_error_that_says_what_to_do(tmp_path, monkeypatch):
+    import nimbus_jupyter as nj
+    from nimbus_jupyter.core.errors import UserInputError
+
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("not a folder")
+    monkeypatch.setenv("NIMBUS_HOME", str(in_the_way))
+    with pytest.raises(UserInputError, match="cannot use .*a-file as its folder") as caught:
+        nj.list_deployments()
+    assert "point NIMBUS_HOME at a folder you can write" in caught.value.todo
+    monkeypatch.setenv("NIMBUS_HOME", str(in_the_way / "below"))  # a parent that is a file
+    with pytest.raises(UserInputError, match="as its folder"):
+        nj.list_deployments()

@@ -21,8 +21,16 @@ def nimbus_cache() -> Path:
 
 
 def private_dir(path: Path) -> Path:
-    """Create ``path`` as 0700, and tighten it if it exists with group/other access."""
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Create ``path`` as 0700, and tighten it if it exists with group/other access. A path that cannot be a
+    folder (a file is there, a parent is read-only) is the user's to fix: a UserInputError that says how."""
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        from .errors import UserInputError
+
+        raise UserInputError(f"Nimbus cannot use {path} as its folder: {exc.strerror or exc}",
+                             f"point {HOME_ENV} at a folder you can write (now {os.environ.get(HOME_ENV) or 'unset'}; "
+                             "unset, it is ~/.nimbus_jupyter), or remove what is in the way") from None
     if path.stat().st_mode & 0o077 and path.stat().st_uid == os.getuid():
         os.chmod(path, 0o700)
     return path

@@ -29,6 +29,7 @@ from nimbus_jupyter.core.jobs import MANIFEST, JobStore, shard_name
 from nimbus_jupyter.runtime.fields import doc_to_result
 from nimbus_jupyter.targets.local.jobs import runner_alive
 from pipelines import sleepy_pipeline
+from waiting import wait_for
 
 TESTS = Path(__file__).resolve().parent
 WORDS = ["great", "phone", "broken", "laptop", "love", "avoid", "fine", "slow", "fast", "cheap", "Berlin", "Apple"]
@@ -48,16 +49,6 @@ def predicted(d) -> int:
 
 def job_state(job_id: str) -> dict:
     return json.loads((JobStore().dir(job_id) / "state.json").read_text())
-
-
-def wait_for(check, timeout: float = 60.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError(f"not true within {timeout} s")
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +111,11 @@ def test_a_runner_killed_mid_job_is_started_again_and_sends_only_unfinished_shar
     series = pd.Series(texts, index=[f"r{i}" for i in range(3000)])
     before = predicted(slow)
     job = nj.submit(series, "jobslow", shard_rows=300, output=str(tmp_path / "out"), quiet=True)
-    wait_for(lambda: len(job_state(job.id).get("shards") or {}) >= 2, timeout=120)
+    wait_for(lambda: len(job_state(job.id).get("shards") or {}) >= 2, "two shards done", 120)
     pid = job_state(job.id)["pid"]
     os.kill(pid, signal.SIGKILL)
     # a killed process with threads shows as a zombie before its last thread (and its lock) is gone
-    wait_for(lambda: not runner_alive(JobStore().dir(job.id)))
+    wait_for(lambda: not runner_alive(JobStore().dir(job.id)), "the killed runner to be gone", 60)
     finished = {k: (tmp_path / "out" / shard_name(int(k))).stat() for k in job_state(job.id)["shards"]}
     assert not nj.get_job(job.id).status().done
     assert "started it again" in capsys.readouterr().out  # get_job said so
@@ -195,7 +186,7 @@ def test_the_runner_scores_the_next_shard_while_it_writes_the_one_before(fast, t
 
 def test_cancel_stops_the_job_and_keeps_its_finished_shards(slow, tmp_path):
     job = nj.submit(pd.Series(reviews(6000, seed=3)), "jobslow", shard_rows=250, output=str(tmp_path / "out"), quiet=True)
-    wait_for(lambda: len(job_state(job.id).get("shards") or {}) >= 1, timeout=120)
+    wait_for(lambda: len(job_state(job.id).get("shards") or {}) >= 1, "a shard done", 120)
     status = job.cancel()
     assert status.state == "cancelled" and status.done
     assert 250 <= status.rows_done < 6000
@@ -248,7 +239,7 @@ def test_a_destroyed_deployment_takes_no_job(nimbus_home, textcat_nlp, tmp_path)
 def test_a_new_version_mid_job_stops_it_without_mixing_versions(nimbus_home, tmp_path):
     nj.deploy(sleepy_pipeline(0.004), "jobpin", workers=2, show=False)
     job = nj.submit(pd.Series(reviews(4000, seed=5)), "jobpin", shard_rows=200, output=str(tmp_path / "out"), quiet=True)
-    wait_for(lambda: len(job_state(job.id).get("shards") or {}) >= 1, timeout=120)
+    wait_for(lambda: len(job_state(job.id).get("shards") or {}) >= 1, "a shard done", 120)
     v2 = nj.deploy(sleepy_pipeline(0.003), "jobpin", workers=2, show=False)  # another pipeline: v2
     assert v2.version == 2
     status = job.wait(timeout=120, progress=False)

@@ -427,11 +427,12 @@ class BaseZygote:
 
 
 def stop_zygotes(home: Path) -> List[int]:
-    """Stop every base zygote of ``home`` (when its last local deployment is destroyed): their sockets
-    are removed, so no server reaches them again, and they are asked to exit."""
+    """Stop every base zygote and job host of ``home`` (when its last local deployment is destroyed): their
+    sockets are removed, so no server or submit reaches them again, and they are asked to exit. Runners
+    a job host forked run on in their own sessions (their job says what became of the deployment)."""
     stopped: List[int] = []
     directory = run_dir(home)
-    for sock_path in directory.glob("zygote-*.sock"):
+    for sock_path in [*directory.glob("zygote-*.sock"), *directory.glob("jobs-host.sock")]:
         pid = _zygote_pid(sock_path)
         try:
             sock_path.unlink()

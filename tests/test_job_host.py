@@ -1,4 +1,4 @@
-"""The warm job host (targets/local/jobs_host.py): a job after a deploy is run by a runner it forked, in
+"""The warm job host (targets/local/jobs_host.py, jobs_host_server.py): a job after a deploy is run by a runner it forked, in
 its own session and the job's directory; a runner outlives a killed host; a submit the host
 cannot serve (killed, another PYTHONPATH, its code changed on disk, a file where its socket should be)
 starts its runner as a new interpreter, and the job's rows are the same either way. Real servers,
@@ -21,7 +21,7 @@ from nimbus_jupyter.targets.local.hosts import _zygote_pid
 from pipelines import sleepy_pipeline
 from waiting import wait_for
 
-FORKED, NEW_INTERPRETER = "nimbus_jupyter.targets.local.jobs_host", "nimbus_jupyter.targets.local.jobs_runner"
+FORKED, NEW_INTERPRETER = "nimbus_jupyter.targets.local.jobs_host_server", "nimbus_jupyter.targets.local.jobs_runner"
 
 
 @pytest.fixture()

@@ -24,14 +24,12 @@ from __future__ import annotations
 
 import os
 import socket
-import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Dict, Optional
 
 from . import zygote
-from .hosts import run_dir, zygote_enabled
+from .hosts import launch_warm, run_dir, zygote_enabled
 
 LOCK_WAIT_SECONDS = 10.0  # a forked runner takes the job's lock in milliseconds; this bounds a stuck one
 
@@ -76,16 +74,7 @@ def code_stamp() -> str:
 # -- the submitter's side ----------------------------------------------------------------------------------
 def warm_job_host(home: Path) -> bool:
     """Start ``home``'s job host in the background unless one answers; returns at once, never raises."""
-    if not enabled():
-        return False
-    try:
-        launcher = subprocess.Popen([sys.executable, "-m", "nimbus_jupyter.targets.local.jobs_host_server", "--warm", str(home)],
-                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                    cwd=str(run_dir(home)), close_fds=True, start_new_session=True)
-    except OSError:
-        return False
-    threading.Thread(target=launcher.wait, name="nimbus-job-host-launcher", daemon=True).start()
-    return True
+    return enabled() and launch_warm("nimbus_jupyter.targets.local.jobs_host_server", home)
 
 
 def start_in_host(home: Path, job_dir: Path, timeout: float = LOCK_WAIT_SECONDS + 2) -> Optional[int]:

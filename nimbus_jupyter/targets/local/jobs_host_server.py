@@ -48,13 +48,7 @@ def serve(path: str) -> int:
     os.close(devnull)
     preload()
     idle = float(os.environ.get("NIMBUS_ZYGOTE_IDLE") or 600)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    tmp = f"{path}.{os.getpid()}"
-    listener.bind(tmp)
-    os.chmod(tmp, 0o600)
-    listener.listen(16)
-    os.replace(tmp, path)  # connectable only once it can fork runners
-    mine = os.stat(path).st_ino
+    listener, mine = zygote.listen_when_ready(path, 16)  # connectable only once it can fork runners
     signal.signal(signal.SIGCHLD, zygote._reap)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     last_active = time.monotonic()
@@ -159,24 +153,8 @@ def _runner(request: Dict[str, Any], write_end: int) -> int:
 
 
 def warm(home: str) -> int:
-    """``--warm HOME``: start HOME's job host for this environment unless one answers, detached."""
-    path = host_path(Path(home))
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        probe.connect(str(path))
-        return 0  # already serving
-    except OSError:
-        pass
-    finally:
-        probe.close()
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    log = os.open(str(path.with_suffix(".log")), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.close(log)
-    return serve(str(path))
+    """``--warm HOME``: start HOME's job host unless one answers, detached."""
+    return zygote.serve_detached(str(host_path(Path(home))), serve)
 
 
 if __name__ == "__main__":

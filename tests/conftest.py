@@ -17,6 +17,10 @@ REAL_AWS_ENV = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
 os.environ.setdefault("NIMBUS_ZYGOTE_IDLE", "60")
 # Loading the magics warms the default target (a zygote in NIMBUS_HOME); tests/test_prewarm.py turns it on.
 os.environ.setdefault("NIMBUS_PREWARM", "0")
+# Every local deploy warms a job host (pandas and pyarrow imported, ~0.7 s of CPU) for the jobs that may
+# follow; the suite deploys hundreds of times, so it is off here and on in the job tests that use it
+# (tests/test_jobs_local.py, tests/test_job_host.py).
+os.environ.setdefault("NIMBUS_JOB_HOST", "0")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -51,6 +51,19 @@ def job_state(job_id: str) -> dict:
     return json.loads((JobStore().dir(job_id) / "state.json").read_text())
 
 
+@pytest.fixture(scope="module", autouse=True)
+def job_host():
+    """These jobs' runners are forked by the warm job host, as a user's are after a deploy (the runner
+    started as a new interpreter is the path of tests/test_cli_jobs.py and tests/test_jobs_notebook.py)."""
+    saved = os.environ.get("NIMBUS_JOB_HOST")
+    os.environ["NIMBUS_JOB_HOST"] = "1"
+    yield
+    if saved is None:
+        os.environ.pop("NIMBUS_JOB_HOST", None)
+    else:
+        os.environ["NIMBUS_JOB_HOST"] = saved
+
+
 @pytest.fixture(scope="module")
 def fast(nimbus_home, textcat_nlp):
     return nj.deploy(textcat_nlp, "jobfast", workers=2, show=False)

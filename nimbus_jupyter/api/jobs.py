@@ -26,7 +26,7 @@ from ..targets.registry import catalog, get_target
 from .batching import batch
 from .deployments import get_deployment, get_record
 
-POLL_SECONDS = 0.2  # wait() returns this soon after the runner writes its end state
+POLL_SECONDS = 0.05  # wait() returns this soon after the runner writes its end state (a status read: 0.4 ms of CPU)
 STAGED_FILE = "input.parquet"
 
 

@@ -347,13 +347,19 @@ def warm_base_zygote(home: Path) -> bool:
     that finds no zygote starts one itself. A zygote nobody uses exits after NIMBUS_ZYGOTE_IDLE s."""
     if not zygote_enabled():
         return False
+    return launch_warm("nimbus_jupyter.targets.local.zygote", home)
+
+
+def launch_warm(module: str, home: Path) -> bool:
+    """``python -m MODULE --warm HOME`` in the background, detached (it forks its server and exits), reaped
+    by a daemon thread so it is never a zombie; False when it cannot even be launched."""
     try:
-        launcher = subprocess.Popen([sys.executable, "-m", "nimbus_jupyter.targets.local.zygote", "--warm", str(home)],
+        launcher = subprocess.Popen([sys.executable, "-m", module, "--warm", str(home)],
                                     stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                     cwd=str(run_dir(home)), close_fds=True, start_new_session=True)
     except OSError:
         return False
-    threading.Thread(target=launcher.wait, name="nimbus-zygote-launcher", daemon=True).start()  # reaped, not a zombie
+    threading.Thread(target=launcher.wait, name="nimbus-warm-launcher", daemon=True).start()
     return True
 
 
@@ -427,11 +433,12 @@ class BaseZygote:
 
 
 def stop_zygotes(home: Path) -> List[int]:
-    """Stop every base zygote of ``home`` (when its last local deployment is destroyed): their sockets
-    are removed, so no server reaches them again, and they are asked to exit."""
+    """Stop every base zygote and job host of ``home`` (when its last local deployment is destroyed): their
+    sockets are removed, so no server or submit reaches them again, and they are asked to exit. Runners
+    a job host forked run on in their own sessions (their job says what became of the deployment)."""
     stopped: List[int] = []
     directory = run_dir(home)
-    for sock_path in directory.glob("zygote-*.sock"):
+    for sock_path in [*directory.glob("zygote-*.sock"), *directory.glob("jobs-host.sock")]:
         pid = _zygote_pid(sock_path)
         try:
             sock_path.unlink()

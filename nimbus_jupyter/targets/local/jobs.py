@@ -245,7 +245,14 @@ def _check_writable(output: Path) -> None:
 
 
 def start_runner(job_dir: Path) -> int:
-    """Spawn the job's runner detached (own session, stdin closed), like the local server."""
+    """The job's runner, detached (own session, stdin closed), like the local server: forked by the warm
+    job host when one answers (``jobs_host``: its libraries already imported), else a new interpreter."""
+    from .jobs_host import start_in_host
+
+    forked = start_in_host(job_dir.parent.parent, job_dir)
+    if forked is not None:
+        (job_dir / "runner.pid").write_text(str(forked), "utf-8")
+        return forked
     log = os.fdopen(os.open(job_dir / "runner.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab")
     try:
         proc = subprocess.Popen([sys.executable, "-m", "nimbus_jupyter.targets.local.jobs_runner", str(job_dir)],

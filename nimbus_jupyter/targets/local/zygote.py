@@ -154,13 +154,7 @@ def base_main(path: str) -> int:
     os.close(devnull)
     preload()
     idle = float(os.environ.get("NIMBUS_ZYGOTE_IDLE") or 600)
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    tmp = f"{path}.{os.getpid()}"
-    listener.bind(tmp)
-    os.chmod(tmp, 0o600)
-    listener.listen(64)
-    os.replace(tmp, path)  # connectable only once it is ready to answer
-    mine = os.stat(path).st_ino
+    listener, mine = listen_when_ready(path, 64)
     signal.signal(signal.SIGCHLD, _reap)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     import selectors
@@ -208,6 +202,18 @@ def base_main(path: str) -> int:
                 os.unlink(path)
         except OSError:
             pass
+
+
+def listen_when_ready(path: str, backlog: int) -> Tuple[socket.socket, int]:
+    """A listening socket at ``path`` (0600), put there only now that its server is ready to answer,
+    and its inode (the server exits once ``path`` is another file or none)."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    tmp = f"{path}.{os.getpid()}"
+    listener.bind(tmp)
+    os.chmod(tmp, 0o600)
+    listener.listen(backlog)
+    os.replace(tmp, path)
+    return listener, os.stat(path).st_ino
 
 
 def _inode(path: str) -> int:
@@ -359,10 +365,15 @@ def warm(home: str) -> int:
 
     from .hosts import run_dir, zygote_path
 
-    path = zygote_path(run_dir(Path(home)))
+    return serve_detached(str(zygote_path(run_dir(Path(home)))), base_main)
+
+
+def serve_detached(path: str, serve: Any) -> int:
+    """Unless a server answers on the Unix socket ``path`` already: detach (the launcher returns at once;
+    the server gets its own session and ``path``'s log as its output) and ``serve(path)``."""
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     try:
-        probe.connect(str(path))
+        probe.connect(path)
         return 0  # already serving
     except OSError:
         pass
@@ -371,11 +382,13 @@ def warm(home: str) -> int:
     if os.fork():
         os._exit(0)
     os.setsid()
-    log = os.open(str(path.with_suffix(".log")), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    from pathlib import Path
+
+    log = os.open(str(Path(path).with_suffix(".log")), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)
     os.close(log)
-    return base_main(str(path))
+    return serve(path)
 
 
 def main(argv: List[str]) -> int:

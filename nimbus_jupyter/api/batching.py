@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..core.display import Displayable, esc
 from ..core.errors import EndpointError, Interrupted, NimbusError, UserInputError
@@ -40,7 +40,7 @@ from ..runtime.fields import EXT_PREFIX, is_extension_field
 from ..runtime.limits import MAX_PAYLOAD_BYTES
 from . import samples as sampling
 from .batch_runner import Chunk, Runner, Timing
-from .checkpoints import CheckpointStore, chunk_key, open_store
+from .checkpoints import CheckpointStore, chunk_key, open_store, saves_as_text
 from .deployment import Deployment
 from .deployments import get_deployment
 from .result_columns import NOT_SENT, ResultColumns
@@ -176,7 +176,7 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     transport = client.transport
     refused, positions, costs = _validate(values, transport)
     chunks = _chunks(positions, costs, values, chunk_size, transport)
-    sendable = len(positions)
+    sendable, chunk_count = len(positions), len(chunks)
     del positions, costs  # the chunks hold them now
     columns = ResultColumns(len(values), fields, arrow=bool(arrow))
     for i, error in refused:
@@ -192,13 +192,15 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     timing = Timing(store.timing(key_hash) if store else None)
     deadline = float(chunk_timeout) if chunk_timeout else 2 * transport.read_timeout
     started = time.perf_counter()
-    runner = Runner(client, fields, concurrency, timing, deadline)
+    runner = Runner(client, fields, concurrency, timing, deadline, finish=_compactor(columns, store is not None))
     reused = 0
     finished = False
     bar = _progress_bar(len(values), live.name) if progress else None
     try:
         pending: List[Chunk] = []
-        for chunk in chunks:
+        chunks.reverse()
+        while chunks:  # each chunk referenced only until placed: its rows' objects go with it
+            chunk = chunks.pop()
             chunk.key = chunk_key(key_hash, fields, chunk.texts)
             saved = store.get(chunk.key) if store else None
             if saved is not None and len(saved[0]) == len(chunk.positions):
@@ -211,14 +213,17 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
         if bar:
             bar.update(len(values) - sendable)  # rows refused before sending are done too
         for chunk in runner.run(pending):
-            columns.place(chunk.positions, chunk.outcomes, chunk.version)
+            if chunk.compact is not None:
+                columns.place_compact(chunk.positions, chunk.compact, chunk.version)
+            else:
+                columns.place(chunk.positions, chunk.outcomes, chunk.version)
             if chunk.complete and store:
                 answers = chunk.answers if chunk.answer_rows == len(chunk.positions) else None
                 store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version, answers=answers)
-            chunk.outcomes, chunk.texts, chunk.positions, chunk.answers = [], [], [], []  # placed: the columns hold them now
             if bar and chunk.answered:
                 bar.update(chunk.answered)  # rows never sent do not move it: it stops where the batch stopped
                 bar.set_postfix(retries=runner.retries, refresh=False)
+            del chunk  # placed: the columns hold its rows; nothing else refers to it (the runner took ``pending``)
         finished = True
     except KeyboardInterrupt:
         raise _interrupted(live.name, columns, store, resume_note) from None
@@ -230,7 +235,7 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
         if bar:
             bar.close()
     summary = BatchSummary(len(values), time.perf_counter() - started, columns.failed(),
-                           runner.retries, len(chunks), reused, runner.throttled, transport.kind, pin.version, pin.hash,
+                           runner.retries, chunk_count, reused, runner.throttled, transport.kind, pin.version, pin.hash,
                            runner.requests, runner.timed_out, deadline, store.unsaved if store else 0, resume_note)
     summary.not_sent = columns.count(NOT_SENT)
     if runner.stop:
@@ -239,6 +244,18 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     frame = columns.frame(pd, index, values)
     frame.attrs["nimbus"] = summary
     return frame
+
+
+def _compactor(columns: ResultColumns, saving: bool) -> Callable[[Chunk], None]:
+    """What each worker does with its scored chunk: its rows as Arrow arrays when the columns take them so
+    (``arrow=True``) and the checkpoint will not need the decoded outcomes (it saves the answers' text)."""
+    def compact(chunk: Chunk) -> None:
+        if saving and chunk.complete and not (chunk.answer_rows == len(chunk.positions) and saves_as_text(chunk.answers)):
+            return  # the store encodes these outcomes
+        arrays = columns.compact(chunk.positions, chunk.outcomes)
+        if arrays is not None:
+            chunk.compact, chunk.outcomes = arrays, []
+    return compact
 
 
 def _check_arguments(chunk_size: Any, concurrency: Any, version: Any, chunk_timeout: Any) -> None:

@@ -184,7 +184,8 @@ class ResultColumns:
     def frame(self, pd: Any, index: Any, values: List[Any]) -> Any:
         """``text``, one column per field (``cats`` gives ``cats``/``label``/``score``), ``error``, and
         ``version`` when more than one version scored the rows (reused chunks)."""
-        data: Dict[str, Any] = {"text": _str_column(pd, values)}
+        text = _str_column(pd, values)
+        data: Dict[str, Any] = {"text": [None] * len(values) if text is None else text}
         for field in self.fields:
             column = self._arrow_column(field) if field in self.arrow else None
             if column is not None:
@@ -199,12 +200,15 @@ class ResultColumns:
                 data[field] = self.objects[field]
         state = self.state
         errors = [e if s else NO_RESULT for s, e in zip(state, self.errors)] if 0 in state else self.errors
-        data["error"] = _str_column(pd, errors)
+        data["error"] = _or(_str_column(pd, errors), errors)
         columns = ["text"] + [c for f in self.fields for c in COLUMNS.get(f, [f])] + ["error"]
         if len(self.version_set) > 1:
-            data["version"] = _str_column(pd, self.versions)
+            data["version"] = _or(_str_column(pd, self.versions), self.versions)
             columns.append("version")
-        return pd.DataFrame(data, index=index, columns=columns)
+        frame = pd.DataFrame(data, index=index, columns=columns)
+        if text is None:  # set afterwards: the constructor would infer str again, and fail on the same text
+            frame["text"] = pd.Series(values, dtype=object, index=frame.index)
+        return frame
 
     def _arrow_column(self, field: str) -> Any:
         """The field's values in input order (rows without a result missing), as the chunks' arrays in row
@@ -258,18 +262,18 @@ def _fits(values: List[Any], keys: Set[str]) -> bool:
     return all(v is None or (type(v) is list and all(type(e) is dict and e.keys() == keys for e in v)) for v in values)
 
 
-def _str_column(pd: Any, values: List[Any]) -> Any:
+def _str_column(pd: Any, values: List[Any]) -> Optional[Any]:
     """``values`` as the column pandas would make of them, built once. For a list of ``str`` pandas 3 makes an
     Arrow-backed ``str`` column, through a NumPy object array and Arrow's default pool: for the 1,000,000 texts
     of bench/lambda_scale.py (111 MiB of text) RSS grew 261 MiB and the frame took 1.7 s; ``pa.array`` on the
     system pool: 119 MiB, 0.35 s, the same dtype and values. Anything else (a missing value, a number, pandas
     set to another string storage) goes to pandas as before; a text Arrow cannot hold (a lone surrogate, which
-    the batch refused) keeps the column as Python objects instead of failing after the batch. Built in pieces of
+    the batch refused): ``None``, the column stays Python objects instead of failing after the batch. Built in pieces of
     ``STR_PIECE`` rows: Arrow grows a buffer by copying it into one twice its size, so one array over a million
     texts peaked at 230 MiB for 119 MiB kept."""
     if not values or not all(type(v) is str for v in values):
         return values
-    dtype = pd.Series(values[:1]).dtype  # what pandas infers for str: its options decide, not this module
+    dtype = pd.Series(["text"]).dtype  # what pandas infers for str: its options decide, not this module
     if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow":
         return values
     import pyarrow as pa
@@ -279,8 +283,12 @@ def _str_column(pd: Any, values: List[Any]) -> Any:
         array = pa.chunked_array([pa.array(values[i:i + STR_PIECE], type=kind, memory_pool=_pool())
                                   for i in range(0, len(values), STR_PIECE)], type=kind)
     except (pa.ArrowException, UnicodeEncodeError):
-        return pd.array(values, dtype=object)
+        return None
     return pd.arrays.ArrowStringArray(array, dtype=dtype)
+
+
+def _or(column: Optional[Any], values: List[Any]) -> Any:
+    return values if column is None else column
 
 
 def _pool() -> Any:

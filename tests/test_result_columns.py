@@ -90,3 +90,14 @@ def test_a_text_arrow_cannot_hold_leaves_the_text_column_as_python_objects():
     frame = columns.frame(pd, pd.RangeIndex(2), ["bad \ud800 text", "fine"])
     assert frame.text.tolist() == ["bad \ud800 text", "fine"] and frame.text.dtype == object
     assert frame.ents.tolist() == [None, []] and frame.error[0].startswith("the text is not valid Unicode")
+
+
+def test_a_large_batch_of_list_fields_without_arrow_says_how_to_hold_them_in_less():
+    from nimbus_jupyter.api.batching import BatchSummary, _arrow_advice
+
+    advice = _arrow_advice(1_000_000, ["ents", "cats"], arrow=False)
+    assert "arrow=True" in advice and advice.startswith("ents:")
+    assert _arrow_advice(1_000_000, ["ents"], arrow=True) == "" and _arrow_advice(99_999, ["ents"], arrow=False) == ""
+    assert _arrow_advice(1_000_000, ["cats"], arrow=False) == ""  # cats stay Python objects either way
+    summary = BatchSummary(1_000_000, 70.0, 0, 0, 15_625, 0, advice=advice)
+    assert f"  note: {advice}" in summary.text().split("\n")

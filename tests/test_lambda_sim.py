@@ -230,3 +230,27 @@ def test_a_value_outside_the_contracts_shape_keeps_its_field_as_python_objects()
     assert not isinstance(frame.ents.dtype, pd.ArrowDtype)
     assert frame.ents.tolist() == [[{"text": "A", "label": "ORG", "start": 0, "end": 1}], None, odd]
     assert frame.error.tolist() == ["", "boom", ""]
+
+
+@pytest.mark.parametrize("sim", [BATCH], indirect=True, ids=["sim"])
+def test_an_arrow_batch_saves_its_chunks_and_a_second_run_reuses_every_one(sim, nimbus_home, monkeypatch):
+    """arrow=True makes each chunk's rows Arrow arrays in the worker that decoded them: the checkpoint still
+    gets every finished chunk, and the same batch again sends nothing and gives the same frame."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", sim.url)
+    monkeypatch.setattr(AwsTarget, "live_status", lambda self, record: LiveStatus("ready"))
+    registry = Registry()
+    registry.put(_record("sim"))
+    try:
+        texts = reviews(200, seed=9) + [None] + reviews(40, seed=10)
+        first = nj.batch(texts, "sim", chunk_size=10, concurrency=4, progress=False, arrow=True)
+        requests_before = sim.stats()["qualifiers"]["1"]
+        again = nj.batch(texts, "sim", chunk_size=10, concurrency=4, progress=False, arrow=True)
+        summary = again.attrs["nimbus"]
+        assert summary.chunks_reused == summary.chunks == first.attrs["nimbus"].chunks and summary.requests == 0
+        assert sim.stats()["qualifiers"]["1"] == requests_before + 2  # only /health and /openapi.json
+        assert first.ents.tolist()[:200] == [fake_ents(t) for t in texts[:200]] and pd.isna(first.ents[200])
+        assert again.ents.tolist()[:200] == first.ents.tolist()[:200] and again.ents.tolist()[201:] == first.ents.tolist()[201:]
+        assert again.dtypes.to_dict() == first.dtypes.to_dict() and again.error.tolist() == first.error.tolist()
+        assert isinstance(again.ents.dtype, pd.ArrowDtype)
+    finally:
+        registry.remove("sim")

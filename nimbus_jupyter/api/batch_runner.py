@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Dict, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterator, List, Optional
 
 from ..endpoint.client import DOWN, FAILED, MOVED, OK, REFUSED, UNAVAILABLE, EndpointClient, Outcome, Pin
 
@@ -32,6 +32,7 @@ class Chunk:
     version: str = ""  # the version that scored it
     answers: List[str] = field(default_factory=list)  # the JSON of its answers whose rows are all results, in row order
     answer_rows: int = 0  # rows those answers hold: all of the chunk's, or the checkpoint encodes its outcomes
+    compact: Optional[Dict[str, Any]] = None  # its rows as Arrow arrays (``ResultColumns.compact``), outcomes dropped
 
 
 @dataclass
@@ -77,8 +78,9 @@ class Runner:
     """Sends chunks with bounded concurrency through one client."""
 
     def __init__(self, client: EndpointClient, fields: List[str], concurrency: int, timing: Timing,
-                 request_timeout: float) -> None:
+                 request_timeout: float, finish: Optional[Callable[[Chunk], None]] = None) -> None:
         self.client = client
+        self.finish = finish  # called on each scored chunk in its worker thread (e.g. to make its rows compact)
         self.fields = fields
         self.concurrency = concurrency
         self.timing = timing
@@ -94,12 +96,15 @@ class Runner:
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="nimbus-batch")
 
     def run(self, chunks: List[Chunk]) -> Iterator[Chunk]:
-        """Yield chunks as they finish (in any order), the ones never sent after a stop included.
+        """Yield chunks as they finish (in any order), the ones never sent after a stop included. ``chunks`` is
+        taken over (emptied): a chunk handed out is referenced by nothing here, so once the caller has placed
+        it, its rows' objects are freed with it.
 
         In flight: at most ``concurrency``, halved whenever a chunk met throttling and grown back by
         one per clean chunk (AIMD, as TCP does), so a saturated endpoint is not hammered.
         """
-        queue = list(reversed(chunks))
+        queue = chunks
+        queue.reverse()
         running: Dict[Future, Chunk] = {}
         limit = self.concurrency
         while queue or running:
@@ -144,6 +149,8 @@ class Runner:
             outcomes += self._send(chunk.texts[done:done + size], chunk)
             done += size
         chunk.outcomes = outcomes
+        if self.finish:
+            self.finish(chunk)
 
     def _send(self, texts: List[str], chunk: Chunk) -> List[Dict[str, Any]]:
         if self.stop:

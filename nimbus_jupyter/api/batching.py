@@ -29,7 +29,7 @@ import time
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Callable, List, Optional, Sequence, Tuple
 
 from ..core.display import Displayable, esc
 from ..core.errors import EndpointError, Interrupted, NimbusError, UserInputError
@@ -40,7 +40,7 @@ from ..runtime.fields import EXT_PREFIX, is_extension_field
 from ..runtime.limits import MAX_PAYLOAD_BYTES
 from . import samples as sampling
 from .batch_runner import Chunk, Runner, Timing
-from .checkpoints import CheckpointStore, chunk_key, open_store
+from .checkpoints import CheckpointStore, chunk_key, open_store, saves_as_text
 from .deployment import Deployment
 from .deployments import get_deployment
 from .result_columns import NOT_SENT, ResultColumns
@@ -81,6 +81,7 @@ class BatchSummary(Displayable):
     resume: str = "on"  # "on", or why it is off
     stopped: str = ""  # why the batch stopped before sending every row, and what to run
     not_sent: int = 0  # rows never sent because it stopped
+    advice: str = ""  # a way to the same rows for less (a large batch of list fields without arrow=True)
 
     @property
     def rows_per_second(self) -> float:
@@ -99,6 +100,8 @@ class BatchSummary(Displayable):
             notes.append(f"{self.unsaved:,} finished chunk(s) could not be saved for a later run")
         if self.resume != "on":
             notes.append(f"resume {self.resume}" if self.resume.startswith("off") else self.resume)
+        if self.advice:
+            notes.append(self.advice)
         lines = [line] + [f"  note: {n}" for n in notes]
         if self.stopped:
             lines.append(f"  stopped: {self.stopped}")
@@ -139,9 +142,10 @@ def batch(
     version that must score the batch (an error before any row if another serves). ``chunk_timeout``:
     seconds one request may take, its retries included (default: twice the transport's read timeout).
     ``resume=False`` neither reads nor saves checkpoints (the store is not opened). ``arrow=True`` gives
-    ``ents``/``sents``/``tokens`` as pandas Arrow ``list<struct>`` columns, about a seventh of the memory of
-    Python lists of dicts (a million rows of ``ents`` in ~0.2 GB instead of ~1.5); ``api.result_columns``
-    says how their cells behave.
+    ``ents``/``sents``/``tokens`` as pandas Arrow ``list<struct>`` columns, about a sixth of the memory of
+    Python lists of dicts (a million review-length rows of ``ents`` in ~0.2 GB instead of ~1.2, measured);
+    ``api.result_columns`` says how their cells behave. A batch of 100,000 rows or more of those fields
+    without it says so in its summary's notes.
 
     A few of the texts are remembered in this process as samples for the next deploy of this
     deployment (``api.samples``); ``source`` names them for that deploy's view (e.g. the cell's expression).
@@ -176,7 +180,7 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     transport = client.transport
     refused, positions, costs = _validate(values, transport)
     chunks = _chunks(positions, costs, values, chunk_size, transport)
-    sendable = len(positions)
+    sendable, chunk_count = len(positions), len(chunks)
     del positions, costs  # the chunks hold them now
     columns = ResultColumns(len(values), fields, arrow=bool(arrow))
     for i, error in refused:
@@ -192,13 +196,15 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
     timing = Timing(store.timing(key_hash) if store else None)
     deadline = float(chunk_timeout) if chunk_timeout else 2 * transport.read_timeout
     started = time.perf_counter()
-    runner = Runner(client, fields, concurrency, timing, deadline)
+    runner = Runner(client, fields, concurrency, timing, deadline, finish=_compactor(columns, store is not None))
     reused = 0
     finished = False
     bar = _progress_bar(len(values), live.name) if progress else None
     try:
         pending: List[Chunk] = []
-        for chunk in chunks:
+        chunks.reverse()
+        while chunks:  # each chunk referenced only until placed: its rows' objects go with it
+            chunk = chunks.pop()
             chunk.key = chunk_key(key_hash, fields, chunk.texts)
             saved = store.get(chunk.key) if store else None
             if saved is not None and len(saved[0]) == len(chunk.positions):
@@ -211,14 +217,17 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
         if bar:
             bar.update(len(values) - sendable)  # rows refused before sending are done too
         for chunk in runner.run(pending):
-            columns.place(chunk.positions, chunk.outcomes, chunk.version)
+            if chunk.compact is not None:
+                columns.place_compact(chunk.positions, chunk.compact, chunk.version)
+            else:
+                columns.place(chunk.positions, chunk.outcomes, chunk.version)
             if chunk.complete and store:
                 answers = chunk.answers if chunk.answer_rows == len(chunk.positions) else None
                 store.put(chunk.key, live.name, chunk.outcomes, chunk.version or pin.version, answers=answers)
-            chunk.outcomes, chunk.texts, chunk.positions, chunk.answers = [], [], [], []  # placed: the columns hold them now
             if bar and chunk.answered:
                 bar.update(chunk.answered)  # rows never sent do not move it: it stops where the batch stopped
                 bar.set_postfix(retries=runner.retries, refresh=False)
+            del chunk  # placed: the columns hold its rows; nothing else refers to it (the runner took ``pending``)
         finished = True
     except KeyboardInterrupt:
         raise _interrupted(live.name, columns, store, resume_note) from None
@@ -230,15 +239,44 @@ def _run(pd: Any, live: Deployment, client: EndpointClient, pin: Pin, fields: Li
         if bar:
             bar.close()
     summary = BatchSummary(len(values), time.perf_counter() - started, columns.failed(),
-                           runner.retries, len(chunks), reused, runner.throttled, transport.kind, pin.version, pin.hash,
+                           runner.retries, chunk_count, reused, runner.throttled, transport.kind, pin.version, pin.hash,
                            runner.requests, runner.timed_out, deadline, store.unsaved if store else 0, resume_note)
     summary.not_sent = columns.count(NOT_SENT)
+    summary.advice = _arrow_advice(len(values), fields, arrow)
     if runner.stop:
         summary.stopped = _stopped_message(live, pin, runner.stop, summary, bool(store))
         warnings.warn(summary.stopped, BatchWarning, stacklevel=3)
     frame = columns.frame(pd, index, values)
     frame.attrs["nimbus"] = summary
     return frame
+
+
+ARROW_ADVICE_ROWS = 100_000
+LIST_FIELDS = ("ents", "sents", "tokens")  # the ones arrow=True keeps as Arrow list<struct> columns
+
+
+def _arrow_advice(rows: int, fields: Sequence[str], arrow: bool) -> str:
+    """For a large batch of list fields as Python objects: that ``arrow=True`` holds them in a fraction of the
+    memory (bench/lambda_scale.py, 1,000,000 rows of ``ents``: ~2.1 GB peak as objects, under 1 GB with
+    arrow=True). Said, never done: the cells' type is the caller's choice."""
+    listed = [f for f in fields if f in LIST_FIELDS]
+    if arrow or rows < ARROW_ADVICE_ROWS or not listed:
+        return ""
+    return (f"{', '.join(listed)}: Python lists of dicts for {rows:,} rows; batch(..., arrow=True) keeps the same values "
+            "as Arrow columns in about a sixth of the memory (1,000,000 review-length rows of ents: ~1.2 GB as "
+            "objects, ~0.2 GB as Arrow)")
+
+
+def _compactor(columns: ResultColumns, saving: bool) -> Callable[[Chunk], None]:
+    """What each worker does with its scored chunk: its rows as Arrow arrays when the columns take them so
+    (``arrow=True``) and the checkpoint will not need the decoded outcomes (it saves the answers' text)."""
+    def compact(chunk: Chunk) -> None:
+        if saving and chunk.complete and not (chunk.answer_rows == len(chunk.positions) and saves_as_text(chunk.answers)):
+            return  # the store encodes these outcomes
+        arrays = columns.compact(chunk.positions, chunk.outcomes)
+        if arrays is not None:
+            chunk.compact, chunk.outcomes = arrays, []
+    return compact
 
 
 def _check_arguments(chunk_size: Any, concurrency: Any, version: Any, chunk_timeout: Any) -> None:

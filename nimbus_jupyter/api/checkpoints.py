@@ -56,6 +56,11 @@ def chunk_key(bundle_hash: str, fields: Sequence[str], texts: Sequence[str]) -> 
     return digest.hexdigest()
 
 
+def saves_as_text(answers: Sequence[str]) -> bool:
+    """Whether ``CheckpointStore.put`` saves these answers' JSON as it is (else it encodes the outcomes)."""
+    return bool(answers) and all(a.isascii() or _encodable(a) for a in answers)
+
+
 class StoreUnavailable(Exception):
     """No store can be opened here (say, a read-only home); the message says why, for the summary."""
 
@@ -158,7 +163,7 @@ class CheckpointStore:
         ``answers``: the JSON texts of the answers that gave every one of its rows a result, in row order
         (``outcome`` is what they decoded to): saved as they are, not encoded again."""
         joined = "[" + ",".join(answers) + "]" if answers else ""
-        if joined and (joined.isascii() or _encodable(joined)):
+        if joined and saves_as_text(answers):
             self._pending.append(("answers", key, deployment, joined, version))
         else:
             self._pending.append(("chunks", key, deployment, json.dumps(outcome, separators=(",", ":")), version))

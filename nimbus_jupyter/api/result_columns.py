@@ -3,7 +3,7 @@ DataFrame is made from them.
 
 By default a field's cells are the Python objects the endpoint's JSON decoded to (a list of dicts per
 row for ``ents``), as they always were. That costs memory: one entity is a dict of four keys with its
-strings, about 290 bytes, so 1,000,000 review-length rows with ``ents`` hold about 1.5 GB of them.
+strings, about 290 bytes, so 1,000,000 review-length rows with ``ents`` hold about 1.2 GB of them (measured).
 With ``arrow=True`` the fields whose shape the contract fixes -- ``ents``, ``sents``, ``tokens``: lists of
 spans or tokens, each with the same keys -- are kept per chunk as Arrow arrays (about 40 bytes an
 entity) as soon as the chunk is placed, and the DataFrame gets them as pandas ``ArrowDtype``
@@ -15,7 +15,7 @@ batch: never a changed value. ``cats``, ``spans`` and ``ext:NAME`` are always Py
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence, Set
+from typing import Any, Dict, List, Optional, Sequence, Set
 
 OK, FAILED, NOT_SENT = 1, 2, 3  # a row's state; 0: nothing placed yet
 COLUMNS = {"ents": ["ents"], "cats": ["cats", "label", "score"], "tokens": ["tokens"], "sents": ["sents"], "spans": ["spans"]}
@@ -43,9 +43,15 @@ class ResultColumns:
         self.errors: List[str] = [""] * rows
         self.versions: List[str] = [""] * rows
         self.version_set: Set[str] = set()
+        # Each chunk's answer brings its own copy of the version string: kept per row, 15,625 of them (1M rows)
+        # would stay alive among the chunks' freed temporaries; one string per version is kept instead.
+        self._versions: Dict[str, str] = {}
         schemas = _schemas() if arrow else {}
         self.arrow: Dict[str, Any] = {f: schemas[f] for f in self.fields if f in schemas}
         self.keys = {f: set(t.value_type.names) for f, t in self.arrow.items()}
+        # What ``compact`` reads from worker threads: fixed here, never changed (``self.arrow`` may shrink).
+        self._schemas = dict(self.arrow)
+        self._all_arrow = bool(self.fields) and all(f in self._schemas for f in self.fields)
         self.parts: Dict[str, List[tuple]] = {f: [] for f in self.arrow}  # (first row, Arrow array): joined runs
         self.fresh: Dict[str, List[tuple]] = {f: [] for f in self.arrow}  # the same, one per chunk, not joined yet
         self.objects: Dict[str, List[Any]] = {f: [None] * rows for f in self.fields if f not in self.arrow}
@@ -59,6 +65,7 @@ class ResultColumns:
         """One chunk's outcomes (``{"result": {...}}`` or ``{"error": "...", "not_sent": bool}``)."""
         scored: List[int] = []
         results: List[Dict[str, Any]] = []
+        version = self._versions.setdefault(version, version)  # one string per version, not one per chunk
         for position, outcome in zip(positions, outcomes):
             result = outcome.get("result")
             if result is not None:
@@ -78,13 +85,62 @@ class ResultColumns:
         for field in list(self.arrow):
             self._add_arrow(field, scored, [r.get(field) for r in results])
 
+    def compact(self, positions: Sequence[int], outcomes: Sequence[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
+        """A chunk's outcomes as one Arrow array per field, made where the answer was decoded (a batch's worker
+        thread; this reads only what ``__init__`` fixed), so that the decoded rows are freed there and then: a
+        chunk done but not yet placed holds ~15 KB instead of ~130 KB of dicts (1,000 in flight could hold 1,000
+        of them). ``None`` (``place`` takes the outcomes as they are) unless every field is an Arrow one, every
+        row has its result, the rows are consecutive and every value has the contract's shape."""
+        if not self._all_arrow or not positions or positions[-1] - positions[0] + 1 != len(positions):
+            return None
+        results = []
+        for outcome in outcomes:
+            result = outcome.get("result")
+            if result is None:
+                return None
+            results.append(result)
+        if len(results) != len(positions):
+            return None
+        import pyarrow as pa
+
+        arrays: Dict[str, Any] = {}
+        for field, kind in self._schemas.items():
+            values = [r.get(field) for r in results]
+            if not _fits(values, self.keys[field]):
+                return None
+            try:
+                arrays[field] = pa.array(values, type=kind, memory_pool=_pool())
+            except (pa.ArrowException, TypeError, ValueError, OverflowError):
+                return None
+        return arrays
+
+    def place_compact(self, positions: Sequence[int], arrays: Dict[str, Any], version: str) -> None:
+        """A chunk that ``compact`` made into arrays: every row scored."""
+        start, end = positions[0], positions[-1] + 1
+        version = self._versions.setdefault(version, version)
+        self.state[start:end] = bytes([OK]) * (end - start)
+        self.errors[start:end] = [""] * (end - start)
+        self.versions[start:end] = [version] * (end - start)
+        self.version_set.add(version)
+        for field, array in arrays.items():
+            if field in self.arrow:
+                self._append_arrow(field, start, array)
+            else:  # another chunk turned this field into Python objects meanwhile
+                self.objects[field][start:end] = array.to_pylist()
+
+    def _append_arrow(self, field: str, start: int, array: Any) -> None:
+        fresh = self.fresh[field]
+        fresh.append((start, array))
+        if len(fresh) >= MERGE_EVERY:  # the new ones joined among themselves: old data is never copied again
+            self.parts[field] += _merged(fresh)
+            fresh.clear()
+
     def _add_arrow(self, field: str, positions: List[int], values: List[Any]) -> None:
         """The chunk's values as one Arrow array over its span of rows (``positions`` ascending, as a chunk's
         are; a row of the span without a result is null), or the field back to Python objects."""
         import pyarrow as pa
 
-        keys = self.keys[field]
-        fits = all(v is None or (type(v) is list and all(type(e) is dict and e.keys() == keys for e in v)) for v in values)
+        fits = _fits(values, self.keys[field])
         start, span = positions[0], positions[-1] - positions[0] + 1
         if fits and span == len(positions):
             full = values
@@ -94,11 +150,7 @@ class ResultColumns:
                 full[position - start] = value
         if fits:
             try:
-                fresh = self.fresh[field]
-                fresh.append((start, pa.array(full, type=self.arrow[field], memory_pool=_pool())))
-                if len(fresh) >= MERGE_EVERY:  # the new ones joined among themselves: old data is never copied again
-                    self.parts[field] += _merged(fresh)
-                    fresh.clear()
+                self._append_arrow(field, start, pa.array(full, type=self.arrow[field], memory_pool=_pool()))
                 return
             except (pa.ArrowException, TypeError, ValueError, OverflowError):
                 pass
@@ -132,7 +184,8 @@ class ResultColumns:
     def frame(self, pd: Any, index: Any, values: List[Any]) -> Any:
         """``text``, one column per field (``cats`` gives ``cats``/``label``/``score``), ``error``, and
         ``version`` when more than one version scored the rows (reused chunks)."""
-        data: Dict[str, Any] = {"text": values}
+        text = _str_column(pd, values)
+        data: Dict[str, Any] = {"text": [None] * len(values) if text is None else text}
         for field in self.fields:
             column = self._arrow_column(field) if field in self.arrow else None
             if column is not None:
@@ -146,12 +199,16 @@ class ResultColumns:
             else:
                 data[field] = self.objects[field]
         state = self.state
-        data["error"] = [e if s else NO_RESULT for s, e in zip(state, self.errors)] if 0 in state else self.errors
+        errors = [e if s else NO_RESULT for s, e in zip(state, self.errors)] if 0 in state else self.errors
+        data["error"] = _or(_str_column(pd, errors), errors)
         columns = ["text"] + [c for f in self.fields for c in COLUMNS.get(f, [f])] + ["error"]
         if len(self.version_set) > 1:
-            data["version"] = self.versions
+            data["version"] = _or(_str_column(pd, self.versions), self.versions)
             columns.append("version")
-        return pd.DataFrame(data, index=index, columns=columns)
+        frame = pd.DataFrame(data, index=index, columns=columns)
+        if text is None:  # set afterwards: the constructor would infer str again, and fail on the same text
+            frame["text"] = pd.Series(values, dtype=object, index=frame.index)
+        return frame
 
     def _arrow_column(self, field: str) -> Any:
         """The field's values in input order (rows without a result missing), as the chunks' arrays in row
@@ -174,6 +231,7 @@ class ResultColumns:
         return pa.chunked_array(pieces, type=kind)
 
 
+STR_PIECE = 1 << 16  # rows per Arrow array of a str column (a few MiB of text each)
 MERGE_EVERY = 256  # chunks' arrays kept before neighbours are joined (fewer, larger buffers)
 
 
@@ -196,6 +254,41 @@ def _merged(parts: List[tuple]) -> List[tuple]:
     if run:
         out.append((run_start, run[0] if len(run) == 1 else pa.concat_arrays(run, memory_pool=_pool())))
     return out
+
+
+def _fits(values: List[Any], keys: Set[str]) -> bool:
+    """Every value a list of dicts with exactly the schema's keys (or missing): what ``pa.array`` gives back
+    unchanged."""
+    return all(v is None or (type(v) is list and all(type(e) is dict and e.keys() == keys for e in v)) for v in values)
+
+
+def _str_column(pd: Any, values: List[Any]) -> Optional[Any]:
+    """``values`` as the column pandas would make of them, built once. For a list of ``str`` pandas 3 makes an
+    Arrow-backed ``str`` column, through a NumPy object array and Arrow's default pool: for the 1,000,000 texts
+    of bench/lambda_scale.py (111 MiB of text) RSS grew 261 MiB and the frame took 1.7 s; ``pa.array`` on the
+    system pool: 119 MiB, 0.35 s, the same dtype and values. Anything else (a missing value, a number, pandas
+    set to another string storage) goes to pandas as before; a text Arrow cannot hold (a lone surrogate, which
+    the batch refused): ``None``, the column stays Python objects instead of failing after the batch. Built in pieces of
+    ``STR_PIECE`` rows: Arrow grows a buffer by copying it into one twice its size, so one array over a million
+    texts peaked at 230 MiB for 119 MiB kept."""
+    if not values or not all(type(v) is str for v in values):
+        return values
+    dtype = pd.Series(["text"]).dtype  # what pandas infers for str: its options decide, not this module
+    if not isinstance(dtype, pd.StringDtype) or dtype.storage != "pyarrow":
+        return values
+    import pyarrow as pa
+
+    try:
+        kind = pa.large_string()
+        array = pa.chunked_array([pa.array(values[i:i + STR_PIECE], type=kind, memory_pool=_pool())
+                                  for i in range(0, len(values), STR_PIECE)], type=kind)
+    except (pa.ArrowException, UnicodeEncodeError):
+        return None
+    return pd.arrays.ArrowStringArray(array, dtype=dtype)
+
+
+def _or(column: Optional[Any], values: List[Any]) -> Any:
+    return values if column is None else column
 
 
 def _pool() -> Any:

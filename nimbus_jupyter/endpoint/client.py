@@ -248,8 +248,10 @@ class EndpointClient:
         out.kind = REFUSED  # a 4xx about these texts (413 included): the caller may split them
         return out
 
-    def _check_patiently(self, path: str, attempts: int = 4) -> Reply:
-        """A check that waits out a throttle or a server still starting (429, 503), a few times."""
+    def _check_patiently(self, path: str, attempts: int = 8) -> Reply:
+        """A check that waits out a throttle or a server still starting (429, 503), within 30 s. Eight tries
+        (backoff up to ~13 s in all): the local server answers /openapi.json from a worker, so a batch or a
+        job starting while another fills every worker and the queue waits its turn instead of failing."""
         deadline = time.monotonic() + 30
         for attempt in range(attempts):
             reply = self.transport.check("GET", path)

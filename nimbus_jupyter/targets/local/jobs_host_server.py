@@ -17,24 +17,20 @@ from .jobs_host import LOCK_WAIT_SECONDS, code_stamp, host_path, identity
 
 PRELOAD = ("pandas", "pyarrow", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.csv", "pyarrow.json", "requests",
            "nimbus_jupyter.api.batching", "nimbus_jupyter.targets.local.jobs_runner")
-NO_THREADS = {"JE_ARROW_MALLOC_CONF": "background_thread:false", **{name: "1" for name in zygote.BLAS_THREADS}}
+QUIET = (("JE_ARROW_MALLOC_CONF", "background_thread:false"),)  # pyarrow's jemalloc thread, started at import
 
 
 # -- the host ----------------------------------------------------------------------------------------------
 def preload() -> None:
-    for name, value in NO_THREADS.items():
-        os.environ.setdefault(name, value)
-    import importlib
-
-    for module in PRELOAD:
-        importlib.import_module(module)
-    from ..registry import catalog
-
-    catalog()  # the targets' entry points, loaded once rather than by every runner
+    """The base zygote's preload with the runner's libraries, and the targets' entry points loaded once
+    rather than by every runner."""
     import gc
 
-    gc.collect()
-    gc.freeze()
+    zygote.preload(PRELOAD, QUIET)  # first: nothing may import numpy or pyarrow before the switches are set
+    from ..registry import catalog
+
+    catalog()
+    gc.freeze()  # the catalog too stays out of the collector's passes
 
 
 def serve(path: str) -> int:

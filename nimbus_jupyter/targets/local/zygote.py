@@ -115,12 +115,14 @@ def _child_signals() -> None:
 
 
 # -- the base zygote ----------------------------------------------------------------------------------
-def preload() -> None:
-    for name in BLAS_THREADS:
-        os.environ.setdefault(name, "1")
+def preload(modules: Sequence[str] = PRELOAD, quiet: Sequence[Tuple[str, str]] = ()) -> None:
+    """Import ``modules`` for every child to share, after the switches that keep libraries from starting
+    threads at import (numpy's BLAS; ``quiet``: more, as the job host's pyarrow) unless the user set them."""
+    for name, value in [*((n, "1") for n in BLAS_THREADS), *quiet]:
+        os.environ.setdefault(name, value)
     import importlib
 
-    for module in PRELOAD:
+    for module in modules:
         importlib.import_module(module)
     gc.collect()
     gc.freeze()  # what is loaded now stays out of the collector's passes: fewer pages copied after fork

@@ -27,6 +27,7 @@ FORKED, NEW_INTERPRETER = "nimbus_jupyter.targets.local.jobs_host_server", "nimb
 @pytest.fixture()
 def host_on(monkeypatch):
     monkeypatch.setenv("NIMBUS_JOB_HOST", "1")
+    monkeypatch.setenv("NIMBUS_JOB_HOST_DELAY", "0.01")  # not the 5 s a warm-up waits so a deploy has the CPU
 
 
 @pytest.fixture()

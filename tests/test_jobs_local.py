@@ -57,7 +57,9 @@ def job_host():
     started as a new interpreter is the path of tests/test_cli_jobs.py and tests/test_jobs_notebook.py)."""
     saved = os.environ.get("NIMBUS_JOB_HOST")
     os.environ["NIMBUS_JOB_HOST"] = "1"
+    os.environ["NIMBUS_JOB_HOST_DELAY"] = "0.01"  # not the 5 s a warm-up waits so a deploy has the CPU
     yield
+    os.environ.pop("NIMBUS_JOB_HOST_DELAY", None)
     if saved is None:
         os.environ.pop("NIMBUS_JOB_HOST", None)
     else:

@@ -17,6 +17,7 @@ from .jobs_host import LOCK_WAIT_SECONDS, code_stamp, host_path, identity
 
 PRELOAD = ("pandas", "pyarrow", "pyarrow.parquet", "pyarrow.dataset", "pyarrow.csv", "pyarrow.json", "requests",
            "nimbus_jupyter.api.batching", "nimbus_jupyter.targets.local.jobs_runner")
+WARM_DELAY_SECONDS = 5.0  # after a warm-up, before the imports: a deploy's start-up is done by then
 QUIET = (("JE_ARROW_MALLOC_CONF", "background_thread:false"),)  # pyarrow's jemalloc thread, started at import
 
 
@@ -37,6 +38,10 @@ def serve(path: str) -> int:
     """Fork a runner per request on the Unix socket ``path`` until idle (see the module docstring)."""
     if not zygote._only_one(path):
         return 0  # another host of this home is starting or serving
+    # Warmed when a deploy begins or the magics load, it would import pandas and pyarrow (~0.7 s of CPU) just
+    # as the deploy or the base zygote need both cores: measured, the first deploy went from 0.79 to 1.07 s.
+    # So it waits first; a submit meanwhile starts its runner as a new interpreter, as with no host.
+    time.sleep(float(os.environ.get("NIMBUS_JOB_HOST_DELAY") or WARM_DELAY_SECONDS))
     mine_identity = identity()
     code = code_stamp()  # nimbus' files and the libraries': a change on disk means this host is stale
     devnull = os.open(os.devnull, os.O_RDONLY)
